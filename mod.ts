@@ -1,0 +1,60 @@
+/**
+ * fdws: a WebSocket server and client for Deno that does its own network I/O. It binds
+ * libc through `Deno.dlopen`, polls raw sockets with epoll (Linux), kqueue (macOS,
+ * FreeBSD) or select, and runs a {@link WebSocketManager} that maps each descriptor to a
+ * {@link WebSocket} with explicit lifecycle methods and a corked broadcast path.
+ *
+ * Needs `--allow-ffi` (which, like `--allow-all`, gives the process the power of native
+ * code).
+ *
+ * @example Echo server
+ * ```ts ignore
+ * import { serve } from "@fdws/fdws";
+ *
+ * serve({ port: 9001, websocket: { message: (ws, data) => ws.send(data as string) } });
+ * ```
+ *
+ * @module
+ */
+
+export { FdwsError } from "./errors.ts";
+export { SyscallError } from "./ffi/errno.ts";
+export {
+  type BinaryType,
+  InvalidStateError,
+  type ReadyState,
+  type Role,
+  WebSocket,
+} from "./websocket.ts";
+export {
+  type BackpressurePolicy,
+  ManagerError,
+  type ManagerOptions,
+  type ManagerStats,
+  type WebSocketHandlers,
+  WebSocketManager,
+} from "./manager.ts";
+export {
+  type FetchResult,
+  serve,
+  type ServeOptions,
+  Server,
+  type ServerStats,
+  type UpgradeOptions,
+} from "./server.ts";
+export {
+  Events,
+  Interest,
+  type InterestSet,
+  type Poller,
+  PollerError,
+  type PollerKind,
+  Ready,
+} from "./poller/poller.ts";
+export { createPoller, defaultPollerKind } from "./poller/default.ts";
+export { EpollPoller } from "./poller/epoll.ts";
+export { KqueuePoller } from "./poller/kqueue.ts";
+export { SelectPoller } from "./poller/select.ts";
+export type { NetAddr } from "./net/tcp.ts";
+export { CloseCode, CloseCodeError } from "./protocol/close_codes.ts";
+export { HandshakeError } from "./protocol/handshake.ts";

@@ -1,0 +1,330 @@
+/**
+ * Non-blocking TCP sockets on raw descriptors: listen, accept, connect, and the socket
+ * options a WebSocket server needs.
+ *
+ * @module
+ */
+
+import type { Constants } from "../ffi/constants.ts";
+import { errno, fail, SyscallError } from "../ffi/errno.ts";
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE } from "../ffi/layout.ts";
+import { type Libc, libc } from "../ffi/libc.ts";
+import { AddressError, formatIp, parseIp } from "./address.ts";
+
+/** The address of one end of a TCP connection, shaped like `Deno.NetAddr`. */
+export interface NetAddr {
+  /** Always `"tcp"`. */
+  transport: "tcp";
+  /** IP address as text (`"127.0.0.1"`, `"::1"`). */
+  hostname: string;
+  /** Port number. */
+  port: number;
+}
+
+/** Options of {@link listenTcp}. */
+export interface ListenOptions {
+  /** IP literal to bind (`"0.0.0.0"`, `"::"`, `"127.0.0.1"`, `"::1"`) or `"localhost"`. Default `"0.0.0.0"`. */
+  hostname?: string;
+  /** Port; 0 picks a free one (read it back from `address.port`). Default 0. */
+  port?: number;
+  /** listen(2) backlog. Default 511. */
+  backlog?: number;
+  /** SO_REUSEPORT: several processes may bind the same port (kernel load-balances). Default false. */
+  reusePort?: boolean;
+  /** IPV6_V6ONLY for IPv6 addresses; with false, `"::"` also accepts IPv4. Default false. */
+  ipv6Only?: boolean;
+}
+
+const sockaddrBuf = new Uint8Array(SOCKADDR_STORAGE_SIZE);
+const socklenBuf = new Uint32Array(1);
+const intOpt = new Int32Array(1);
+
+/** Creates a non-blocking, close-on-exec TCP socket of the given family. */
+function tcpSocket(lib: Libc, family: 4 | 6): number {
+  const c = lib.c;
+  const af = family === 4 ? c.AF_INET : c.AF_INET6;
+  const fd = lib.sym.socket(af, c.SOCK_STREAM | c.SOCK_NONBLOCK | c.SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket");
+  if (c.SOCK_NONBLOCK === 0) prepareDescriptor(lib, fd);
+  if (c.SO_NOSIGPIPE !== 0) setIntOption(fd, c.SOL_SOCKET, c.SO_NOSIGPIPE, 1);
+  return fd;
+}
+
+/** Makes a descriptor non-blocking and close-on-exec where socket flags cannot (macOS). */
+function prepareDescriptor(lib: Libc, fd: number): void {
+  const c = lib.c;
+  const flags = lib.sym.fcntl(fd, c.F_GETFL, 0);
+  if (flags < 0 || lib.sym.fcntl(fd, c.F_SETFL, flags | c.O_NONBLOCK) < 0) {
+    const e = errno();
+    lib.sym.close(fd);
+    throw new SyscallError("fcntl", e);
+  }
+  lib.sym.fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
+}
+
+/**
+ * Sets an integer socket option.
+ *
+ * @example
+ * ```ts ignore
+ * import { setIntOption } from "./tcp.ts";
+ * import { libc } from "../ffi/libc.ts";
+ * const { c } = libc();
+ * // setIntOption(fd, c.IPPROTO_TCP, c.TCP_NODELAY, 1);
+ * ```
+ */
+export function setIntOption(fd: number, level: number, name: number, value: number): void {
+  intOpt[0] = value;
+  if (libc().sym.setsockopt(fd, level, name, intOpt, 4) < 0) fail("setsockopt");
+}
+
+/** Reads an integer socket option. */
+export function getIntOption(fd: number, level: number, name: number): number {
+  socklenBuf[0] = 4;
+  if (libc().sym.getsockopt(fd, level, name, intOpt, socklenBuf) < 0) fail("getsockopt");
+  return intOpt[0];
+}
+
+/** Disables Nagle's algorithm: small WebSocket frames go out at once. */
+export function setNoDelay(fd: number, on = true): void {
+  const c = libc().c;
+  setIntOption(fd, c.IPPROTO_TCP, c.TCP_NODELAY, on ? 1 : 0);
+}
+
+/** Closes a descriptor. EINTR is not retried: on Linux the descriptor is gone either way. */
+export function closeFd(fd: number): void {
+  libc().sym.close(fd);
+}
+
+function toAddr(lib: Libc, buf: Uint8Array): NetAddr {
+  const a = decodeSockaddr(buf, lib.c);
+  if (a === null) return { transport: "tcp", hostname: "", port: 0 };
+  return { transport: "tcp", hostname: formatIp(a.address), port: a.port };
+}
+
+/** The local address a socket is bound to (getsockname). */
+export function localAddress(fd: number): NetAddr {
+  const lib = libc();
+  socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
+  if (lib.sym.getsockname(fd, sockaddrBuf, socklenBuf) < 0) fail("getsockname");
+  return toAddr(lib, sockaddrBuf);
+}
+
+/** The address of the peer of a connected socket (getpeername). */
+export function peerAddress(fd: number): NetAddr {
+  const lib = libc();
+  socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
+  if (lib.sym.getpeername(fd, sockaddrBuf, socklenBuf) < 0) fail("getpeername");
+  return toAddr(lib, sockaddrBuf);
+}
+
+function resolveLiteral(hostname: string): { family: 4 | 6; bytes: Uint8Array; scopeId: number } {
+  const ip = parseIp(hostname);
+  if (ip === null) {
+    throw new AddressError(
+      `"${hostname}" is not an IP address literal; pass an IP (resolve names first)`,
+    );
+  }
+  return ip;
+}
+
+/**
+ * A listening TCP socket. `accept()` never blocks: it returns -1 when no connection is
+ * waiting. When the process runs out of descriptors (EMFILE/ENFILE), a spare descriptor
+ * kept for the purpose is released to accept and close the waiting connection, so the
+ * backlog drains and a level-triggered poller does not spin at 100% CPU on it.
+ *
+ * @example
+ * ```ts ignore
+ * import { listenTcp } from "./tcp.ts";
+ * const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
+ * console.log(listener.address.port);
+ * listener.close();
+ * ```
+ */
+export class TcpListener {
+  /** The listening descriptor. */
+  readonly fd: number;
+  /** The bound address (with the chosen port when 0 was asked). */
+  readonly address: NetAddr;
+  /** Connections closed unanswered because the process had no descriptor left. */
+  droppedAtLimit = 0;
+  /** Address of the peer of the last accepted connection. */
+  readonly peer: NetAddr = { transport: "tcp", hostname: "", port: 0 };
+  readonly #lib: Libc;
+  readonly #peerBuf = new Uint8Array(SOCKADDR_STORAGE_SIZE);
+  readonly #peerLen = new Uint32Array(1);
+  #spareFd: number;
+  #closed = false;
+
+  /** @internal Use {@link listenTcp}. */
+  constructor(lib: Libc, fd: number) {
+    this.#lib = lib;
+    this.fd = fd;
+    this.address = localAddress(fd);
+    this.#spareFd = openSpare(lib);
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Accepts one waiting connection: returns its non-blocking descriptor (TCP_NODELAY set)
+   * and records its address in {@link TcpListener.peer}, or -1 when none is waiting.
+   * Throws a {@link SyscallError} for failures that need the caller to back off (EMFILE
+   * when no spare descriptor could be used, ENOBUFS, ENOMEM).
+   */
+  accept(): number {
+    const lib = this.#lib;
+    const c = lib.c;
+    const E = c.errno;
+    for (;;) {
+      this.#peerLen[0] = SOCKADDR_STORAGE_SIZE;
+      const fd = lib.accept4 !== null
+        ? lib.accept4(this.fd, this.#peerBuf, this.#peerLen, c.SOCK_NONBLOCK | c.SOCK_CLOEXEC)
+        : lib.sym.accept(this.fd, this.#peerBuf, this.#peerLen);
+      if (fd >= 0) {
+        if (lib.accept4 === null) prepareDescriptor(lib, fd);
+        if (c.SO_NOSIGPIPE !== 0) setIntOption(fd, c.SOL_SOCKET, c.SO_NOSIGPIPE, 1);
+        intOpt[0] = 1;
+        lib.sym.setsockopt(fd, c.IPPROTO_TCP, c.TCP_NODELAY, intOpt, 4);
+        const a = decodeSockaddr(this.#peerBuf, c);
+        if (a !== null) {
+          this.peer.hostname = formatIp(a.address);
+          this.peer.port = a.port;
+        }
+        return fd;
+      }
+      const e = errno();
+      if (e === E.EAGAIN) return -1;
+      // The connection died in the backlog, or a signal interrupted us: try the next one.
+      if (e === E.EINTR || e === E.ECONNABORTED || e === E.EPROTO) continue;
+      if ((e === E.EMFILE || e === E.ENFILE) && this.#spareFd >= 0) {
+        lib.sym.close(this.#spareFd);
+        this.#peerLen[0] = SOCKADDR_STORAGE_SIZE;
+        const victim = lib.sym.accept(this.fd, this.#peerBuf, this.#peerLen);
+        if (victim >= 0) {
+          lib.sym.close(victim);
+          this.droppedAtLimit++;
+        }
+        this.#spareFd = openSpare(lib);
+        if (victim >= 0) continue;
+        return -1;
+      }
+      throw new SyscallError("accept", e);
+    }
+  }
+
+  /** Closes the listening socket (and its spare descriptor). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#lib.sym.close(this.fd);
+    if (this.#spareFd >= 0) this.#lib.sym.close(this.#spareFd);
+    this.#spareFd = -1;
+  }
+}
+
+const devNull = new TextEncoder().encode("/dev/null\0");
+
+function openSpare(lib: Libc): number {
+  return lib.sym.open(devNull, lib.c.O_RDONLY | lib.c.O_CLOEXEC);
+}
+
+/**
+ * Binds and listens on a TCP address, non-blocking, with SO_REUSEADDR.
+ *
+ * @example
+ * ```ts ignore
+ * import { listenTcp } from "./tcp.ts";
+ * const listener = listenTcp({ hostname: "::1", port: 0, backlog: 1024 });
+ * console.log(listener.address);
+ * listener.close();
+ * ```
+ */
+export function listenTcp(options: ListenOptions = {}): TcpListener {
+  const lib = libc();
+  const c: Constants = lib.c;
+  const hostname = options.hostname ?? "0.0.0.0";
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new AddressError(`invalid port ${port}`);
+  }
+  const ip = resolveLiteral(hostname);
+  const fd = tcpSocket(lib, ip.family);
+  try {
+    setIntOption(fd, c.SOL_SOCKET, c.SO_REUSEADDR, 1);
+    if (options.reusePort) setIntOption(fd, c.SOL_SOCKET, c.SO_REUSEPORT, 1);
+    if (ip.family === 6) {
+      setIntOption(fd, c.IPPROTO_IPV6, c.IPV6_V6ONLY, options.ipv6Only ? 1 : 0);
+    }
+    const len = encodeSockaddr(sockaddrBuf, c, {
+      family: ip.family,
+      address: ip.bytes,
+      port,
+      scopeId: ip.scopeId,
+    });
+    if (lib.sym.bind(fd, sockaddrBuf, len) < 0) fail("bind", `${hostname}:${port}`);
+    if (lib.sym.listen(fd, options.backlog ?? 511) < 0) fail("listen");
+    return new TcpListener(lib, fd);
+  } catch (err) {
+    lib.sym.close(fd);
+    throw err;
+  }
+}
+
+/** A connection being opened by {@link connectTcp}. */
+export interface PendingConnect {
+  /** The socket's descriptor (non-blocking). */
+  fd: number;
+  /** True when the connection is still being established: wait for writability, then call {@link finishConnect}. */
+  inProgress: boolean;
+}
+
+/**
+ * Starts a non-blocking TCP connection to an IP literal.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectTcp, finishConnect } from "./tcp.ts";
+ * const { fd, inProgress } = connectTcp("127.0.0.1", 8080);
+ * // when inProgress: wait until fd is writable, then:
+ * finishConnect(fd); // throws a SyscallError such as ECONNREFUSED
+ * ```
+ */
+export function connectTcp(hostname: string, port: number): PendingConnect {
+  const lib = libc();
+  const c = lib.c;
+  const ip = resolveLiteral(hostname);
+  const fd = tcpSocket(lib, ip.family);
+  const len = encodeSockaddr(sockaddrBuf, c, {
+    family: ip.family,
+    address: ip.bytes,
+    port,
+    scopeId: ip.scopeId,
+  });
+  intOpt[0] = 1;
+  lib.sym.setsockopt(fd, c.IPPROTO_TCP, c.TCP_NODELAY, intOpt, 4);
+  if (lib.sym.connect(fd, sockaddrBuf, len) === 0) return { fd, inProgress: false };
+  const e = errno();
+  if (e === c.errno.EINPROGRESS || e === c.errno.EINTR || e === c.errno.EAGAIN) {
+    return { fd, inProgress: true };
+  }
+  lib.sym.close(fd);
+  throw new SyscallError("connect", e, `${hostname}:${port}`);
+}
+
+/** Completes a non-blocking connect once the socket is writable: throws its error, if any. */
+export function finishConnect(fd: number): void {
+  const c = libc().c;
+  const err = getIntOption(fd, c.SOL_SOCKET, c.SO_ERROR);
+  if (err !== 0) throw new SyscallError("connect", err);
+}
+
+/** Shuts down one or both directions of a connection (SHUT_WR sends FIN). Errors are ignored. */
+export function shutdownFd(fd: number, how: "read" | "write" | "both"): void {
+  const c = libc().c;
+  libc().sym.shutdown(fd, how === "read" ? c.SHUT_RD : how === "write" ? c.SHUT_WR : c.SHUT_RDWR);
+}

@@ -1,0 +1,598 @@
+/**
+ * The WebSocket connection object: one per descriptor, server or client side.
+ *
+ * It is the only place where the protocol meets a socket. Its lifecycle follows ws4py
+ * (`once()`, `send()`, `close()`, `terminate()` and overridable hooks `opened()`,
+ * `receivedMessage()`, `ponged()`, `closed()`), and the same moments are dispatched as
+ * WHATWG events (`open`, `message`, `close`, `error`) so browser-style code works.
+ *
+ * @module
+ */
+
+import { FdwsError } from "./errors.ts";
+import { assertSendableCloseCode } from "./protocol/close_codes.ts";
+import { FrameParser } from "./protocol/frame_parser.ts";
+import type { NetAddr } from "./net/tcp.ts";
+import { IO_FAILED, recvInto, WOULD_BLOCK } from "./net/io.ts";
+import type { WebSocketHandlers, WebSocketManager } from "./manager.ts";
+import type { OutboxConnection } from "./outbox.ts";
+
+/** `readyState` values, as in the WHATWG WebSocket. */
+export type ReadyState = 0 | 1 | 2 | 3;
+
+/** How binary messages are delivered: `Uint8Array` (default) or `ArrayBuffer`. */
+export type BinaryType = "uint8array" | "arraybuffer";
+
+/** Which end of the connection this object is. */
+export type Role = "server" | "client";
+
+/**
+ * An operation that the connection's state does not allow, e.g. `send()` on a client that
+ * is still connecting (`code` `"INVALID_STATE"`).
+ *
+ * @example
+ * ```ts
+ * import { InvalidStateError } from "./websocket.ts";
+ * const err = new InvalidStateError("still connecting");
+ * console.log(err.code); // "INVALID_STATE"
+ * ```
+ */
+export class InvalidStateError extends FdwsError {
+  /** @param message Human-readable description. */
+  constructor(message: string) {
+    super("INVALID_STATE", message);
+    this.name = "InvalidStateError";
+  }
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextEncoder();
+
+/** Listeners and `on*` handlers, allocated only when someone listens. */
+class EventState {
+  target = new EventTarget();
+  onopen: ((ev: Event) => void) | null = null;
+  onmessage: ((ev: MessageEvent) => void) | null = null;
+  onclose: ((ev: CloseEvent) => void) | null = null;
+  onerror: ((ev: Event) => void) | null = null;
+  count = 0;
+}
+
+/**
+ * A WebSocket connection managed by a {@link WebSocketManager}.
+ *
+ * Subclass it and override the hooks (ws4py style), give the manager or server handler
+ * functions, or add event listeners (WHATWG style): all three see the same moments. A
+ * subclass hook that does not call `super` replaces the handlers and events of that
+ * moment.
+ *
+ * @typeParam T Type of the per-connection user data in {@link WebSocket.data}.
+ *
+ * @example A ws4py-style subclass
+ * ```ts ignore
+ * import { serve, WebSocket } from "../mod.ts";
+ *
+ * class Echo extends WebSocket {
+ *   override receivedMessage(data: string | Uint8Array): void {
+ *     this.send(data);
+ *   }
+ * }
+ * serve({ port: 9001, webSocketClass: Echo });
+ * ```
+ */
+export class WebSocket<T = unknown> implements OutboxConnection {
+  /** The connection is being opened (client side, before the handshake completed). */
+  static readonly CONNECTING = CONNECTING;
+  /** Open: messages flow both ways. */
+  static readonly OPEN = OPEN;
+  /** A close frame was sent or received; the closing handshake is under way. */
+  static readonly CLOSING = CLOSING;
+  /** Closed; the descriptor is released. */
+  static readonly CLOSED = CLOSED;
+
+  /** Arbitrary per-connection data of the application. */
+  data: T = undefined as T;
+  /** How binary messages are delivered to hooks, handlers and events. */
+  binaryType: BinaryType = "uint8array";
+
+  /** @ignore Socket descriptor, -1 when not attached. */
+  fd = -1;
+  /** @ignore */
+  _m: WebSocketManager | null = null;
+  /** @ignore */
+  _state: ReadyState = CONNECTING;
+  /** @ignore */
+  _role: Role = "server";
+  /** @ignore */
+  _parser: FrameParser | null = null;
+  /** @ignore Outbox: arena range start. */
+  _rs = 0;
+  /** @ignore Outbox: arena range end. */
+  _re = 0;
+  /** @ignore Outbox: queued chunks. */
+  _q: Uint8Array[] | null = null;
+  /** @ignore Outbox: bytes of `_q[0]` already written. */
+  _qHead = 0;
+  /** @ignore Outbox: bytes held in `_q`. */
+  _qBytes = 0;
+  /** @ignore Outbox: in the flush list. */
+  _dirty = false;
+  /** @ignore Outbox: waiting for writability. */
+  _blocked = false;
+  /** @ignore Outbox: the queue starts in the middle of a frame (a write was cut short). */
+  _partial = false;
+  /** @ignore We sent a close frame. */
+  _closeSent = false;
+  /** @ignore We received a close frame. */
+  _closeReceived = false;
+  /** @ignore Close the socket once everything queued is written. */
+  _closeWhenFlushed = false;
+  /** @ignore Code of the received close frame (1005 none). */
+  _peerCode = 1005;
+  /** @ignore Reason of the received close frame. */
+  _peerReason = "";
+  /** @ignore Why we are failing the connection, reported to `closed()`. */
+  _failReason = "";
+  /** @ignore Coarse-clock deadline of the closing handshake (0: none). */
+  _deadline = 0;
+  /** @ignore Coarse-clock time of the last byte received. */
+  _lastSeen = 0;
+  /** @ignore A heartbeat ping is unanswered. */
+  _pingOutstanding = false;
+  /** @ignore Topics this connection is subscribed to. */
+  _topics: Set<string> | null = null;
+  /** @ignore Messages dropped by the "drop" backpressure policy. */
+  _dropped = 0;
+  /** @ignore Index in the manager's connection list. */
+  _index = -1;
+  /** @ignore Chosen subprotocol. */
+  _protocol = "";
+  /** @ignore Request target (server side) or URL (client side). */
+  _url = "";
+  /** @ignore Peer address. */
+  _remoteHost = "";
+  /** @ignore Peer port. */
+  _remotePort = 0;
+  #events: EventState | null = null;
+
+  /** `readyState` of a connecting socket. */
+  get CONNECTING(): 0 {
+    return CONNECTING;
+  }
+  /** `readyState` of an open socket. */
+  get OPEN(): 1 {
+    return OPEN;
+  }
+  /** `readyState` of a closing socket. */
+  get CLOSING(): 2 {
+    return CLOSING;
+  }
+  /** `readyState` of a closed socket. */
+  get CLOSED(): 3 {
+    return CLOSED;
+  }
+
+  /** CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3). */
+  get readyState(): ReadyState {
+    return this._state;
+  }
+
+  /** `"server"` for accepted connections, `"client"` for ones opened with `connect()`. */
+  get role(): Role {
+    return this._role;
+  }
+
+  /** The subprotocol chosen in the handshake, or `""`. */
+  get protocol(): string {
+    return this._protocol;
+  }
+
+  /** Always `""`: no extension is negotiated (permessage-deflate is declined). */
+  get extensions(): string {
+    return "";
+  }
+
+  /** Server side: the request target (`/chat?room=1`). Client side: the URL connected to. */
+  get url(): string {
+    return this._url;
+  }
+
+  /** Address of the peer, or null when unknown. */
+  get remoteAddress(): NetAddr | null {
+    if (this._remoteHost === "") return null;
+    return { transport: "tcp", hostname: this._remoteHost, port: this._remotePort };
+  }
+
+  /** Bytes queued by `send()` and friends that the kernel has not accepted yet. */
+  get bufferedAmount(): number {
+    return this._qBytes + (this._re - this._rs);
+  }
+
+  /** Messages not queued because of the `"drop"` backpressure policy. */
+  get droppedMessages(): number {
+    return this._dropped;
+  }
+
+  /** The manager running this connection, or null once it is closed. */
+  get manager(): WebSocketManager | null {
+    return this._m;
+  }
+
+  /** Topics this connection is subscribed to. */
+  get topics(): string[] {
+    return this._topics === null ? [] : [...this._topics];
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Sends a message: text for a string (unless `binary` is true), binary for bytes.
+   * The data is copied (or encoded) at once; later changes to it do not matter.
+   *
+   * @returns true when queued; false when the connection is closing/closed or the
+   * `"drop"` backpressure policy dropped it (see {@link WebSocket.droppedMessages}).
+   * @throws {InvalidStateError} while still connecting.
+   */
+  send(data: string | ArrayBufferView | ArrayBuffer, binary?: boolean): boolean {
+    if (this._state !== OPEN) {
+      if (this._state === CONNECTING) throw new InvalidStateError("the WebSocket is connecting");
+      return false;
+    }
+    const m = this._m!;
+    if (typeof data === "string") {
+      return binary === true
+        ? m._sendData(this, utf8.encode(data), true)
+        : m._sendData(this, data, false);
+    }
+    return m._sendData(this, toBytes(data), binary !== false);
+  }
+
+  /**
+   * Sends a ping (at most 125 bytes of payload). The peer's pong arrives in
+   * {@link WebSocket.ponged}.
+   */
+  ping(payload: string | Uint8Array = EMPTY): boolean {
+    if (this._state !== OPEN) return false;
+    return this._m!._sendControl(this, 0x9, payload);
+  }
+
+  /** Sends an unsolicited pong (a one-way heartbeat). */
+  pong(payload: string | Uint8Array = EMPTY): boolean {
+    if (this._state !== OPEN) return false;
+    return this._m!._sendControl(this, 0xa, payload);
+  }
+
+  /**
+   * Starts the closing handshake: sends a close frame and waits for the peer's (the
+   * manager's `closeTimeout` then terminates). Does nothing when already closing.
+   *
+   * @param code 1000, 1001, 1002, 1003, 1007-1014 or 3000-4999.
+   * @param reason At most 123 bytes of UTF-8.
+   * @throws {CloseCodeError} for a code or reason that may not be sent.
+   */
+  close(code = 1000, reason = ""): void {
+    if (this._state === CLOSING || this._state === CLOSED) return;
+    assertSendableCloseCode(code);
+    if (this._state === CONNECTING) {
+      this._failReason = "closed while connecting";
+      this.terminate();
+      return;
+    }
+    this._m!._sendClose(this, code, reason);
+  }
+
+  /** Drops the connection now, without a close frame. Idempotent. */
+  terminate(): void {
+    if (this._state === CLOSED) return;
+    this._finish(1006, this._failReason);
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  /** Subscribes this connection to `topic` (see {@link WebSocketManager.publish}). */
+  subscribe(topic: string): void {
+    this._m?.subscribe(this, topic);
+  }
+
+  /** Unsubscribes this connection from `topic`. */
+  unsubscribe(topic: string): void {
+    this._m?.unsubscribe(this, topic);
+  }
+
+  /** True when subscribed to `topic`. */
+  isSubscribed(topic: string): boolean {
+    return this._topics !== null && this._topics.has(topic);
+  }
+
+  /** Publishes to every subscriber of `topic` except this connection. */
+  publish(topic: string, data: string | ArrayBufferView | ArrayBuffer, binary?: boolean): number {
+    return this._m?.publish(topic, data, { binary, except: this }) ?? 0;
+  }
+
+  // ---------------------------------------------------------------- ws4py lifecycle
+
+  /**
+   * Reads what is available on the socket, parses it and dispatches what it completes.
+   * The manager calls it when the descriptor is readable.
+   *
+   * @returns false once the connection is finished (the manager then drops it).
+   */
+  once(): boolean {
+    const m = this._m;
+    if (m === null || this._state === CLOSED) return false;
+    const buf = m._readBuf;
+    const size = buf.length;
+    for (let round = 0; round < 16; round++) {
+      const n = recvInto(this.fd, buf, m._readLen);
+      if (n > 0) {
+        this._lastSeen = m._clock;
+        this._pingOutstanding = false;
+        m.stats.bytesIn += n;
+        const parser = this._parser;
+        if (parser !== null && !parser.finished) {
+          m._dispatcher.ws = this;
+          parser.push(buf, 0, n, m._dispatcher);
+          if ((this._state as number) === CLOSED) return false;
+        }
+        if (n < size) return true;
+        continue;
+      }
+      if (n === WOULD_BLOCK) return true;
+      if (n === 0) {
+        // End of stream: clean only when both close frames went through.
+        if (this._closeSent && this._closeReceived) this._finish(this._peerCode, this._peerReason);
+        else this._finish(1006, this._failReason);
+        return false;
+      }
+      if (n === IO_FAILED) {
+        this._finish(1006, this._failReason);
+        return false;
+      }
+    }
+    return (this._state as number) !== CLOSED;
+  }
+
+  /** Hook: the connection is open. Default: calls the `open` handler and dispatches `open`. */
+  opened(): void {
+    this._m?._handlers.open?.(this);
+    if (this.#events !== null) this.#emit(new Event("open"), this.#events.onopen);
+  }
+
+  /** Hook: a complete message arrived. Default: `message` handler and `message` event. */
+  receivedMessage(data: string | Uint8Array): void {
+    const m = this._m;
+    const out = typeof data === "string" || this.binaryType === "uint8array"
+      ? data
+      : exactBuffer(data);
+    if (m !== null && m._handlers.message !== undefined) m._handlers.message(this, out);
+    if (this.#events !== null) {
+      this.#emit(new MessageEvent("message", { data: out }), this.#events.onmessage);
+    }
+  }
+
+  /** Hook: a pong arrived. Default: the `pong` handler. */
+  ponged(payload: Uint8Array): void {
+    this._m?._handlers.pong?.(this, payload);
+  }
+
+  /** Hook: a ping arrived (the pong reply is already queued). Default: the `ping` handler. */
+  pinged(payload: Uint8Array): void {
+    this._m?._handlers.ping?.(this, payload);
+  }
+
+  /** Hook: everything queued was written after the socket had been full. */
+  drained(): void {
+    this._m?._handlers.drain?.(this);
+  }
+
+  /**
+   * Hook: the connection is closed; runs exactly once. `code` is the peer's close code,
+   * 1005 when its close frame had none, 1006 when no close frame was received.
+   */
+  closed(code: number, reason: string): void {
+    const handlers = this._lastHandlers;
+    handlers?.close?.(this, code, reason);
+    if (this.#events !== null) {
+      this.#emit(
+        new CloseEvent("close", { code, reason, wasClean: this._closeSent && this._closeReceived }),
+        this.#events.onclose,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- WHATWG events
+
+  /** Adds an event listener (`open`, `message`, `close`, `error`). */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    const ev = this.#eventState();
+    ev.target.addEventListener(type, listener, options);
+    ev.count++;
+  }
+
+  /** Removes an event listener. */
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    this.#events?.target.removeEventListener(type, listener, options);
+  }
+
+  /** Dispatches an event to this connection's listeners. */
+  dispatchEvent(event: Event): boolean {
+    return this.#events === null ? true : this.#events.target.dispatchEvent(event);
+  }
+
+  /** `open` event handler property. */
+  get onopen(): ((ev: Event) => void) | null {
+    return this.#events?.onopen ?? null;
+  }
+  set onopen(fn: ((ev: Event) => void) | null) {
+    this.#eventState().onopen = fn;
+  }
+  /** `message` event handler property. */
+  get onmessage(): ((ev: MessageEvent) => void) | null {
+    return this.#events?.onmessage ?? null;
+  }
+  set onmessage(fn: ((ev: MessageEvent) => void) | null) {
+    this.#eventState().onmessage = fn;
+  }
+  /** `close` event handler property. */
+  get onclose(): ((ev: CloseEvent) => void) | null {
+    return this.#events?.onclose ?? null;
+  }
+  set onclose(fn: ((ev: CloseEvent) => void) | null) {
+    this.#eventState().onclose = fn;
+  }
+  /** `error` event handler property. */
+  get onerror(): ((ev: Event) => void) | null {
+    return this.#events?.onerror ?? null;
+  }
+  set onerror(fn: ((ev: Event) => void) | null) {
+    this.#eventState().onerror = fn;
+  }
+
+  /** @ignore Dispatches an `error` event; true when someone listened. */
+  _emitError(error: unknown): boolean {
+    const ev = this.#events;
+    if (ev === null) return false;
+    const message = error instanceof Error ? error.message : String(error);
+    const listened = ev.onerror !== null || ev.count > 0;
+    this.#emit(new ErrorEvent("error", { error, message }), ev.onerror);
+    return listened;
+  }
+
+  #eventState(): EventState {
+    if (this.#events === null) this.#events = new EventState();
+    return this.#events;
+  }
+
+  #emit<E extends Event>(event: E, handler: ((ev: E) => void) | null): void {
+    const ev = this.#events!;
+    if (handler !== null) {
+      try {
+        handler.call(this, event);
+      } catch (err) {
+        this._m?._reportError(err, this) ?? console.error(err);
+      }
+    }
+    // EventTarget reports listener exceptions itself (reportError), never to us.
+    if (ev.count > 0) ev.target.dispatchEvent(event);
+  }
+
+  // ---------------------------------------------------------------- protocol reactions
+
+  /** @ignore Handlers of the manager that ran this connection (kept for `closed()`). */
+  _lastHandlers: WebSocketHandlers<T> | null = null;
+
+  /** @ignore A complete message arrived. */
+  _onMessage(data: string | Uint8Array): void {
+    const m = this._m!;
+    m.stats.messagesIn++;
+    try {
+      this.receivedMessage(data);
+    } catch (err) {
+      m._reportError(err, this);
+    }
+  }
+
+  /** @ignore A ping arrived: answer it (one pong per ping), then tell the application. */
+  _onPing(payload: Uint8Array): void {
+    const m = this._m!;
+    if (!this._closeSent) m._sendControl(this, 0xa, payload);
+    try {
+      this.pinged(payload);
+    } catch (err) {
+      m._reportError(err, this);
+    }
+  }
+
+  /** @ignore A pong arrived. */
+  _onPong(payload: Uint8Array): void {
+    const m = this._m!;
+    try {
+      this.ponged(payload);
+    } catch (err) {
+      m._reportError(err, this);
+    }
+  }
+
+  /** @ignore A valid close frame arrived. */
+  _onClose(code: number, reason: string): void {
+    this._closeReceived = true;
+    this._peerCode = code;
+    this._peerReason = reason;
+    const m = this._m!;
+    if (!this._closeSent) {
+      // Echo the code (none when the peer sent none) and finish once it is written.
+      m._sendClose(this, code === 1005 ? 0 : code, "");
+    }
+    this._state = CLOSING;
+    this._closeWhenFlushed = true;
+    m._closeIfFlushed(this);
+  }
+
+  /** @ignore The peer broke the protocol: send `code` and drop the connection. */
+  _onFail(code: number, reason: string): void {
+    this._failReason = reason;
+    const m = this._m!;
+    m.stats.protocolErrors++;
+    if (!this._closeSent) m._sendClose(this, code, reason.length <= 40 ? reason : "");
+    this._state = CLOSING;
+    this._closeWhenFlushed = true;
+    m._closeIfFlushed(this);
+  }
+
+  /** @ignore Releases everything and runs `closed()` once. */
+  _finish(code: number, reason: string): void {
+    if (this._state === CLOSED) return;
+    this._state = CLOSED;
+    const m = this._m;
+    this._lastHandlers = m?._handlers ?? null;
+    this._parser?.reset();
+    this._parser = null;
+    if (m !== null) m._detach(this, code);
+    this._m = null;
+    try {
+      this.closed(code, reason);
+    } catch (err) {
+      if (m !== null) m._reportError(err, this);
+      else console.error(err);
+    }
+    this._lastHandlers = null;
+  }
+
+  /** @ignore Attaches an accepted/connected descriptor; the manager calls it from `add`. */
+  _attach(m: WebSocketManager, fd: number, role: Role, maxMessageSize: number): void {
+    this.fd = fd;
+    this._m = m;
+    this._role = role;
+    this._parser = new FrameParser({ role, maxMessageSize });
+    this._state = OPEN;
+    this._lastSeen = m._clock;
+  }
+}
+
+function toBytes(data: ArrayBufferView | ArrayBuffer): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) {
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  return new Uint8Array(data);
+}
+
+function exactBuffer(data: Uint8Array): ArrayBuffer {
+  const buf = data.buffer as ArrayBuffer;
+  return data.byteOffset === 0 && data.byteLength === buf.byteLength
+    ? buf
+    : buf.slice(data.byteOffset, data.byteOffset + data.byteLength);
+}
