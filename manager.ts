@@ -770,7 +770,7 @@ export class WebSocketManager<T = unknown> {
    * Starts the closing handshake on every connection (code 1001 by default) and resolves
    * when all have closed, or when `timeout` ms passed and the rest were terminated.
    */
-  closeAll(code = 1001, reason = "", timeout = this.#closeTimeout): Promise<void> {
+  closeAll(code = 1001, reason = "", timeout: number = this.#closeTimeout): Promise<void> {
     const done = Promise.withResolvers<void>();
     for (const ws of this.#conns.slice()) {
       if (ws._state === WebSocket.OPEN) ws.close(code, reason);
