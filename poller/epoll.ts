@@ -53,6 +53,7 @@ export class EpollPoller implements Poller {
   #syncBuf: Uint32Array = new Uint32Array(0);
   #asyncBuf: Uint32Array = new Uint32Array(0);
   #pending = false;
+  #woken = false;
   #closed = false;
   #released = false;
 
@@ -151,9 +152,14 @@ export class EpollPoller implements Poller {
 
   /** Waits for readiness; see {@link Poller.wait}. */
   async wait(events: Events, timeoutMs: number): Promise<number> {
-    const now = this.pollNow(events);
-    if (now > 0 || timeoutMs === 0) return now;
     if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
+    if (Number.isNaN(timeoutMs)) {
+      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
+    }
+    // A wake() made before this wait ends it at once, as it would a pending one.
+    this.#woken = false;
+    const now = this.pollNow(events);
+    if (now > 0 || timeoutMs === 0 || this.#woken) return now;
     if (this.#asyncBuf.length < events.capacity * this.#stride) {
       this.#asyncBuf = new Uint32Array(events.capacity * this.#stride);
     }
@@ -236,6 +242,7 @@ export class EpollPoller implements Poller {
       const fd = raw[base + di];
       const gen = raw[base + di + 1];
       if (gen === WAKE_GENERATION) {
+        this.#woken = true;
         this.#lib.sym.read(this.#wakeFd, this.#drain, 8n);
         continue;
       }

@@ -61,7 +61,11 @@ export class Events {
   /** {@link Ready} bits per event. */
   readonly ready: Uint8Array;
 
-  /** @param capacity Maximum number of events returned by one wait (default 1024). */
+  /**
+   * Creates an empty buffer.
+   *
+   * @param capacity Maximum number of events returned by one wait (default 1024).
+   */
   constructor(capacity = 1024) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new PollerError("INVALID_ARGUMENT", `Events capacity must be a positive integer`);
@@ -101,6 +105,8 @@ export class Events {
  */
 export class PollerError extends FdwsError {
   /**
+   * Creates the error.
+   *
    * @param code One of the codes listed on the class.
    * @param message Human-readable description.
    */

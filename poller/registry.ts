@@ -35,9 +35,7 @@ export class Registry {
     if (!Number.isInteger(fd) || fd < 0) {
       throw new PollerError("INVALID_ARGUMENT", `invalid descriptor ${fd}`);
     }
-    if (!Number.isInteger(token) || token < 0 || token > 0xffffffff) {
-      throw new PollerError("INVALID_ARGUMENT", `token must be a 32-bit unsigned integer`);
-    }
+    checkToken(token);
     this.#grow(fd);
     if (this.live[fd]) {
       throw new PollerError("ALREADY_REGISTERED", `descriptor ${fd} is already registered`);
@@ -58,6 +56,7 @@ export class Registry {
     if (!this.has(fd)) {
       throw new PollerError("NOT_REGISTERED", `descriptor ${fd} is not registered`);
     }
+    checkToken(token);
     this.token[fd] = token;
     this.interest[fd] = interest;
     return this.gen[fd];
@@ -97,5 +96,11 @@ export class Registry {
     this.token = token;
     this.interest = interest;
     this.live = live;
+  }
+}
+
+function checkToken(token: number): void {
+  if (!Number.isInteger(token) || token < 0 || token > 0xffffffff) {
+    throw new PollerError("INVALID_ARGUMENT", `token must be a 32-bit unsigned integer`);
   }
 }

@@ -63,6 +63,7 @@ export class SelectPoller implements Poller {
   readonly #drain = new Uint8Array(64);
   #maxFd: number;
   #pending = false;
+  #woken = false;
   #closed = false;
   #released = false;
 
@@ -186,9 +187,14 @@ export class SelectPoller implements Poller {
 
   /** Waits for readiness; see {@link Poller.wait}. */
   async wait(events: Events, timeoutMs: number): Promise<number> {
-    const now = this.pollNow(events);
-    if (now > 0 || timeoutMs === 0) return now;
     if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
+    if (Number.isNaN(timeoutMs)) {
+      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
+    }
+    // A wake() made before this wait ends it at once, as it would a pending one.
+    this.#woken = false;
+    const now = this.pollNow(events);
+    if (now > 0 || timeoutMs === 0 || this.#woken) return now;
     const call = this.#async;
     this.#prepare(call, timeoutMs);
     this.#pending = true;
@@ -270,6 +276,7 @@ export class SelectPoller implements Poller {
     const r = call.read;
     const w = call.write;
     if (fdIsSet(r, this.#wakeRead)) {
+      this.#woken = true;
       while (this.#lib.sym.read(this.#wakeRead, this.#drain, 64n) > 0) { /* drain */ }
     }
     for (let byte = 0; byte <= last >> 3; byte++) {
