@@ -29,6 +29,8 @@ export class FdwsError extends Error {
   readonly code: string;
 
   /**
+   * Creates the error.
+   *
    * @param code Stable machine-readable identifier.
    * @param message Human-readable description.
    * @param options Standard error options (`cause`).
