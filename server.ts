@@ -94,6 +94,8 @@ export interface ServerStats {
 
 const LINGER_MS = 2_000;
 const ACCEPT_PAUSE_MS = 100;
+/** Reads per readiness event: a peer that sends without pause cannot hold the loop. */
+const READ_ROUNDS = 16;
 
 type Phase = "reading" | "body" | "handler" | "writing" | "lingering" | "done";
 
@@ -146,7 +148,8 @@ class HttpConnection<T> implements PollTarget {
   #read(): void {
     const m = this.server.manager;
     const buf = m._readBuf;
-    for (;;) {
+    // Bounded: the poller is level-triggered and reports what is left on the next tick.
+    for (let round = 0; round < READ_ROUNDS; round++) {
       const n = recvInto(this.fd, buf, m._readLen);
       if (n === WOULD_BLOCK) return;
       if (n === 0 || n === IO_FAILED) {
@@ -313,31 +316,46 @@ export class Server<T = unknown> {
   readonly #finished = Promise.withResolvers<void>();
   #shuttingDown: Promise<void> | null = null;
   #signalHandler: (() => void) | null = null;
+  #unwatchedReported = false;
 
   /** @ignore Use {@link serve}. */
   constructor(options: ServeOptions<T>) {
-    const handlers = options.websocket ?? options.handlers;
-    this.manager = options.manager ?? new WebSocketManager<T>({ ...options, handlers });
-    if (options.manager !== undefined && handlers !== undefined) {
-      this.manager._handlers = handlers;
-    }
     this._maxHeaderBytes = options.maxHeaderBytes ?? 8192;
+    // Checked here, once: the parser of every accepted connection is built from it.
+    new HttpRequestParser({ maxHeaderBytes: this._maxHeaderBytes });
     this._handshakeTimeout = options.handshakeTimeout ?? 10_000;
     this.#maxBody = options.maxBodySize ?? 1024 * 1024;
     this.#maxConnections = options.maxConnections ?? Infinity;
     this.#fetch = options.fetch;
     this.#wsClass = options.webSocketClass ?? (WebSocket as new () => WebSocket<T>);
     this.finished = this.#finished.promise;
-    const listener = listenTcp({
-      hostname: options.hostname ?? "0.0.0.0",
-      port: options.port ?? 8080,
-      backlog: options.backlog,
-      reusePort: options.reusePort,
-      ipv6Only: options.ipv6Only,
-    });
-    this.address = listener.address;
-    this.#listener = new ListenerTarget(this, listener);
-    this.manager._addTarget(this.#listener, Interest.READABLE);
+    const handlers = options.websocket ?? options.handlers;
+    const ownManager = options.manager === undefined;
+    this.manager = options.manager ?? new WebSocketManager<T>({ ...options, handlers });
+    let target: ListenerTarget<T> | null = null;
+    try {
+      const listener = listenTcp({
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? 8080,
+        backlog: options.backlog,
+        reusePort: options.reusePort,
+        ipv6Only: options.ipv6Only,
+      });
+      target = new ListenerTarget(this, listener);
+      this.manager._addTarget(target, Interest.READABLE);
+    } catch (err) {
+      // EADDRINUSE and friends: release what was created (the manager's poller holds
+      // descriptors too) instead of leaking it with every failed serve().
+      if (target !== null) {
+        this.manager._removeTarget(target);
+        target.close();
+      }
+      if (ownManager) void this.manager.join();
+      throw err;
+    }
+    this.#listener = target;
+    this.address = target.listener.address;
+    if (!ownManager && handlers !== undefined) this.manager._handlers = handlers;
     this.manager.start();
     if (options.signals) {
       const handler = (): void => {
@@ -414,11 +432,39 @@ export class Server<T = unknown> {
     this.stats.accepted++;
     const m = this.manager;
     const conn = new HttpConnection(this, fd, host, port, m._clock);
+    try {
+      m._addTarget(conn, Interest.READABLE);
+    } catch (err) {
+      // The poller cannot watch this descriptor (select: fd >= FD_SETSIZE). Refuse the
+      // connection at once, as best we can without waiting, rather than leaving an
+      // unwatched descriptor behind.
+      m._removeTarget(conn);
+      this.#refuseUnwatched(fd, err);
+      return;
+    }
     this.#pending.add(conn);
-    m._addTarget(conn, Interest.READABLE);
     if (m.size + this.#pending.size > this.#maxConnections) {
       conn.respond(buildErrorResponse(503, { body: "too many connections" }), 503);
     }
+  }
+
+  /** Answers 503 without waiting (one non-blocking send) and closes `fd`. */
+  #refuseUnwatched(fd: number, err: unknown): void {
+    if (!this.#unwatchedReported) {
+      // Once per server: the configuration (poller, descriptor limit) needs attention.
+      this.#unwatchedReported = true;
+      this.manager._reportError(err, null);
+    }
+    const stats = this.stats.responses;
+    stats[503] = (stats[503] ?? 0) + 1;
+    const bytes = buildErrorResponse(503, { body: "server at capacity" });
+    sendFrom(fd, bytes, bytes.length);
+    shutdownFd(fd, "write");
+    // Drop what the request already sent, so that the close is not a reset that would
+    // destroy the answer before the client reads it.
+    const m = this.manager;
+    recvInto(fd, m._readBuf, m._readLen);
+    closeFd(fd);
   }
 
   /** @ignore */
@@ -452,7 +498,7 @@ export class Server<T = unknown> {
       this.#tickets.set(request, { conn, key: v.key, offered: v.protocols, chosen: null });
       conn.phase = "handler";
       this.manager._modifyTarget(conn, 0);
-      this.#callFetch(conn, request, req, v.key);
+      this.#startFetch(conn, request, req, v.key);
       return;
     }
     if (this.#fetch === undefined) {
@@ -496,7 +542,24 @@ export class Server<T = unknown> {
       conn.respond(buildErrorResponse(400, { body: (err as Error).message }), 400);
       return;
     }
-    this.#callFetch(conn, request, req, null);
+    this.#startFetch(conn, request, req, null);
+  }
+
+  /**
+   * Runs `fetch` detached from the loop: whatever fails after the handler (answering a
+   * connection whose manager stopped meanwhile, ...) is reported and the connection
+   * closed, never left as an unhandled rejection that would end the process.
+   */
+  #startFetch(
+    conn: HttpConnection<T>,
+    request: Request,
+    req: ParsedRequest,
+    key: string | null,
+  ): void {
+    this.#callFetch(conn, request, req, key).catch((err) => {
+      this.manager._reportError(err, null);
+      conn.close();
+    });
   }
 
   async #callFetch(
@@ -593,7 +656,9 @@ export class Server<T = unknown> {
  * });
  * ```
  *
- * @throws {SyscallError} when the address cannot be bound (`EADDRINUSE`, `EACCES`).
+ * @throws {SyscallError} when the address cannot be bound (`EADDRINUSE`, `EACCES`); nothing
+ * is left open then.
+ * @throws {HandshakeError} `INVALID_OPTION` when `maxHeaderBytes` is not an integer >= 16.
  */
 export function serve<T = unknown>(options: ServeOptions<T> = {}): Server<T> {
   return new Server<T>(options);
