@@ -4,19 +4,21 @@
  * People pick a name and a room, see who is online and exchange messages; rooms map to
  * topics of the manager, so a message is encoded once and published to the room.
  *
- *   deno run --allow-ffi --allow-read examples/chat/server.ts [--port 8000] [--hostname H]
+ *   deno run --allow-ffi --allow-read --allow-env examples/chat/server.ts [--port 8000]
+ *     [--hostname H] [--poller epoll|kqueue|select] [--quiet]
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { serve, type WebSocket } from "../../mod.ts";
+import { type PollerKind, serve, type WebSocket } from "../../mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     port: { type: "string", default: "8000" },
     hostname: { type: "string", default: "127.0.0.1" },
+    poller: { type: "string" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -30,6 +32,7 @@ const page = await Deno.readFile(new URL("./index.html", import.meta.url));
 const rooms = new Map<string, Set<WebSocket<Member>>>();
 
 function cleanName(raw: string | null, fallback: string): string {
+  // deno-lint-ignore no-control-regex -- control characters are what it strips
   const s = (raw ?? "").replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 32);
   return s === "" ? fallback : s;
 }
@@ -43,6 +46,7 @@ function presence(room: string): void {
 const server = serve<Member>({
   hostname: values.hostname,
   port: Number(values.port),
+  poller: values.poller as PollerKind | undefined,
   signals: true,
   maxMessageSize: 64 * 1024,
   fetch(request, server) {
@@ -96,7 +100,9 @@ const server = serve<Member>({
   },
 });
 
-console.log(`chat demo listening on http://${server.hostname}:${server.port}/`);
+console.log(
+  `chat demo listening on http://${server.hostname}:${server.port}/ (${server.manager.poller.kind})`,
+);
 if (!values.quiet && Deno.stdout.isTerminal()) {
   const timer = setInterval(() => {
     const s = server.manager.stats;
