@@ -18,7 +18,7 @@ import {
   writeFrameHeader,
 } from "./protocol/frame_encoder.ts";
 import type { FrameHandler } from "./protocol/frame_parser.ts";
-import { Outbox } from "./outbox.ts";
+import { framePool, Outbox } from "./outbox.ts";
 import { WebSocket } from "./websocket.ts";
 import { FdwsError } from "./errors.ts";
 
@@ -116,6 +116,7 @@ export interface PollTarget {
 /** Thrown for misuse of a manager (`code` `"MANAGER_STOPPED"`, `"ALREADY_MANAGED"`, ...). */
 export class ManagerError extends FdwsError {
   /**
+   * Creates the error.
    * @param code Stable identifier.
    * @param message Human-readable description.
    */
@@ -199,6 +200,19 @@ export class WebSocketManager<T = unknown> {
   /** @ignore Milliseconds since the manager was created, advanced once per loop tick. */
   _clock = 0;
 
+  /**
+   * @ignore The coarse clock, first brought up to date when called between ticks (from a
+   * timer, a fetch handler, a test): `_clock` alone may be as old as the last wake-up,
+   * up to the 250 ms housekeeping period, which would shorten deadlines set from it.
+   */
+  _now(): number {
+    if (!this.#inTick) {
+      const t = Math.floor(performance.now() - this.#epoch);
+      if (t > this._clock) this._clock = t;
+    }
+    return this._clock;
+  }
+
   readonly #poller: Poller;
   readonly #ownsPoller: boolean;
   readonly #events = new Events(1024);
@@ -227,7 +241,10 @@ export class WebSocketManager<T = unknown> {
     if (!this.#inTick) this.#flush();
   };
 
-  /** @param options See {@link ManagerOptions}. */
+  /**
+   * Creates a stopped manager; `start()` runs it.
+   * @param options See {@link ManagerOptions}.
+   */
   constructor(options: ManagerOptions<T> = {}) {
     const p = options.poller;
     this.#poller = p === undefined || typeof p === "string" ? createPoller(p) : p;
@@ -296,6 +313,7 @@ export class WebSocketManager<T = unknown> {
       closeFd(fd);
       throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
     }
+    this._now(); // _attach() stamps _lastSeen with the clock
     ws._attach(this as WebSocketManager, fd, role, this.#maxMessageSize);
     this.#insert(ws);
     this.stats.opened++;
@@ -321,12 +339,22 @@ export class WebSocketManager<T = unknown> {
   adopt(ws: WebSocket<T>): void {
     const from = ws._m as WebSocketManager<T> | null;
     if (from === (this as WebSocketManager<T>)) return;
-    if (from === null || ws._state === WebSocket.CLOSED) {
+    // A connection given up with remove() has no manager but still has its socket.
+    if (ws._state === WebSocket.CLOSED || ws.fd < 0 || ws._parser === null) {
       throw new ManagerError("NOT_OPEN", "only an open connection can be moved");
     }
-    from.#flush();
-    from.#release(ws);
+    if (this.#stopping) throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
+    if (from !== null) {
+      from.#flush();
+      from.#release(ws);
+    }
     ws._m = this as WebSocketManager;
+    // Times on the connection are on the old manager's clock (each counts from its own
+    // creation): restart them on this one.
+    const now = this._now();
+    ws._lastSeen = now;
+    ws._pingOutstanding = false;
+    if (ws._deadline !== 0) ws._deadline = now + this.#closeTimeout;
     this.#insert(ws);
     if (ws._blocked) this.#setWriteInterest(ws, true);
   }
@@ -422,9 +450,13 @@ export class WebSocketManager<T = unknown> {
         if (!this.#admit(ws, this.#frameEnd - at)) return false;
         this.#outbox.pushRange(ws, at, this.#frameEnd);
       } else {
-        if (!this.#admit(ws, this.#bigFrame!.length)) return false;
-        this.#outbox.pushChunk(ws, this.#bigFrame!);
+        // The queue takes its own reference to the pooled frame; ours ends here.
+        const big = this.#bigFrame!;
         this.#bigFrame = null;
+        const admitted = this.#admit(ws, big.length);
+        if (admitted) this.#outbox.pushChunk(ws, big);
+        framePool.release(big);
+        if (!admitted) return false;
       }
     }
     this.stats.messagesOut++;
@@ -448,7 +480,7 @@ export class WebSocketManager<T = unknown> {
     this.#pushSmall(ws, frame);
     ws._closeSent = true;
     if (ws._state === WebSocket.OPEN) ws._state = WebSocket.CLOSING;
-    ws._deadline = this._clock + this.#closeTimeout;
+    ws._deadline = this._now() + this.#closeTimeout;
     this.#closing.add(ws);
     this.#scheduleFlush();
   }
@@ -475,7 +507,7 @@ export class WebSocketManager<T = unknown> {
       const h = frameHeaderLength(len, false);
       const at = outbox.alloc(h + len);
       if (at < 0) {
-        const frame = new Uint8Array(h + len);
+        const frame = framePool.acquire(h + len);
         writeFrameHeader(frame, 0, opcode, true, len, null);
         frame.set(data, h);
         this.#bigFrame = frame;
@@ -495,7 +527,7 @@ export class WebSocketManager<T = unknown> {
     if (at < 0) {
       const bytes = utf8.encode(data);
       const h = frameHeaderLength(bytes.length, false);
-      const frame = new Uint8Array(h + bytes.length);
+      const frame = framePool.acquire(h + bytes.length);
       writeFrameHeader(frame, 0, opcode, true, bytes.length, null);
       frame.set(bytes, h);
       this.#bigFrame = frame;
@@ -516,6 +548,14 @@ export class WebSocketManager<T = unknown> {
     return at;
   }
 
+  /**
+   * Slow consumers found while a broadcast iterates its targets: dropping one closes it,
+   * which unlinks it from `#conns` (swap with the last) and runs `closed()`, so it waits
+   * until the iteration is over.
+   */
+  readonly #slow: WebSocket<T>[] = [];
+  #deferDrops = false;
+
   /** Applies the backpressure policy; true when `len` more bytes may be queued. */
   #admit(ws: WebSocket<T>, len: number): boolean {
     const buffered = ws._qBytes + ws._re - ws._rs;
@@ -528,7 +568,8 @@ export class WebSocketManager<T = unknown> {
         this.stats.droppedMessages++;
         return false;
       default:
-        this.#dropSlowConsumer(ws);
+        if (this.#deferDrops) this.#slow.push(ws);
+        else this.#dropSlowConsumer(ws);
         return false;
     }
   }
@@ -549,7 +590,7 @@ export class WebSocketManager<T = unknown> {
     }
     ws._closeSent = true;
     ws._state = WebSocket.CLOSING;
-    ws._deadline = this._clock + this.#closeTimeout;
+    ws._deadline = this._now() + this.#closeTimeout;
     this.#closing.add(ws);
   }
 
@@ -639,19 +680,36 @@ export class WebSocketManager<T = unknown> {
     const len = at < 0 ? big!.length : end - at;
     const outbox = this.#outbox;
     let count = 0;
-    for (const ws of targets) {
-      if (ws === except || ws._state !== WebSocket.OPEN) continue;
-      if (ws._role === "client") {
-        this._sendData(ws, data, isBinary);
+    let viaSendData = 0;
+    const nested = this.#deferDrops;
+    this.#deferDrops = true;
+    try {
+      for (const ws of targets) {
+        if (ws === except || ws._state !== WebSocket.OPEN) continue;
+        if (ws._role === "client") {
+          if (this._sendData(ws, data, isBinary)) {
+            count++;
+            viaSendData++;
+          }
+          continue;
+        }
+        if (!this.#admit(ws, len)) continue;
+        if (big === null) outbox.pushRange(ws, at, end);
+        else outbox.pushChunk(ws, big);
         count++;
-        continue;
       }
-      if (!this.#admit(ws, len)) continue;
-      if (big === null) outbox.pushRange(ws, at, end);
-      else outbox.pushChunk(ws, big);
-      count++;
+    } finally {
+      this.#deferDrops = nested;
+      // Every queue that took the pooled frame holds its own reference; ours ends here.
+      if (big !== null) framePool.release(big);
     }
-    this.stats.messagesOut += count;
+    // _sendData counted its own messages.
+    this.stats.messagesOut += count - viaSendData;
+    if (!nested && this.#slow.length > 0) {
+      for (const ws of this.#slow.splice(0)) {
+        if (ws._state === WebSocket.OPEN) this.#dropSlowConsumer(ws);
+      }
+    }
     this.#scheduleFlush();
     return count;
   }
@@ -690,7 +748,7 @@ export class WebSocketManager<T = unknown> {
     if (ws._role === "client") {
       // RFC 6455 §7.1.1: the client waits for the server to close TCP (EOF in once()),
       // within the close timeout.
-      ws._deadline = Math.min(ws._deadline || Infinity, this._clock + this.#closeTimeout);
+      ws._deadline = Math.min(ws._deadline || Infinity, this._now() + this.#closeTimeout);
       this.#closing.add(ws);
       return;
     }
@@ -815,7 +873,8 @@ export class WebSocketManager<T = unknown> {
           if (this.#stopping) break;
           lastYield = now = performance.now();
         }
-        this._clock = Math.floor(now - this.#epoch);
+        // Never backwards: _now() may have advanced it between ticks.
+        this._clock = Math.max(this._clock, Math.floor(now - this.#epoch));
         this.#inTick = true;
         for (let i = 0; i < n; i++) {
           const fd = events.fds[i];
@@ -830,7 +889,7 @@ export class WebSocketManager<T = unknown> {
           }
         }
         this.#flush();
-        this.#inTick = false;
+        this.#endTick();
         if (this._clock >= this.#nextHousekeeping) this.#housekeeping();
       }
     } finally {
@@ -892,7 +951,17 @@ export class WebSocketManager<T = unknown> {
       }
     }
     this.#flush();
+    this.#endTick();
+  }
+
+  /**
+   * Leaves the tick. Callbacks that the end-of-tick flush itself ran (`drain`, `close`,
+   * `error`) may have queued frames after it wrote; they go out in a microtask instead of
+   * waiting for the next readiness or housekeeping wake-up (up to 250 ms later).
+   */
+  #endTick(): void {
     this.#inTick = false;
+    if (this.#outbox.pending > 0) this.#scheduleFlush();
   }
 
   #teardown(): void {

@@ -58,6 +58,80 @@ export interface OutboxEvents<C extends OutboxConnection> {
 /** Frames larger than this skip the arena and are queued as their own buffer. */
 export const ARENA_FRAME_LIMIT = 64 * 1024;
 const ARENA_SIZE = 1024 * 1024;
+/** Pool size classes are multiples of this. */
+const POOL_GRAIN = 4 * 1024;
+/** Frames above this are not pooled. */
+const POOL_MAX_FRAME = 4 * 1024 * 1024;
+/** Bytes of free buffers the pool keeps at most. */
+const POOL_MAX_FREE = 8 * 1024 * 1024;
+
+/**
+ * Buffers for frames too large for the arena, reused once every connection that queued
+ * one has written it or dropped it. Without it every large broadcast allocates a buffer
+ * that lives until the next garbage collection, and a steady stream of them keeps tens of
+ * megabytes of garbage (V8 collects external memory lazily) and fragments the heap.
+ *
+ * A pooled buffer carries a reference count: 1 for its creator from {@link FramePool.acquire}
+ * until {@link FramePool.release}, plus 1 per connection queue holding it (taken and given
+ * back by the {@link Outbox}). Buffers not from the pool pass through untouched. Counts live
+ * in a `WeakMap`, so a buffer lost with an abandoned connection is simply collected.
+ */
+export class FramePool {
+  readonly #refs = new WeakMap<ArrayBuffer, number>();
+  readonly #free = new Map<number, ArrayBuffer[]>();
+  #freeBytes = 0;
+
+  /** Bytes held by free buffers. */
+  get freeBytes(): number {
+    return this.#freeBytes;
+  }
+
+  /** A buffer of `length` bytes (contents undefined) with one reference, the caller's. */
+  acquire(length: number): Uint8Array {
+    if (length > POOL_MAX_FRAME) return new Uint8Array(length);
+    const size = Math.ceil(length / POOL_GRAIN) * POOL_GRAIN;
+    const buf = this.#free.get(size)?.pop();
+    if (buf !== undefined) {
+      this.#freeBytes -= size;
+      this.#refs.set(buf, 1);
+      return new Uint8Array(buf, 0, length);
+    }
+    const fresh = new ArrayBuffer(size);
+    this.#refs.set(fresh, 1);
+    return new Uint8Array(fresh, 0, length);
+  }
+
+  /** Takes one more reference to `chunk` when it is pooled. */
+  retain(chunk: Uint8Array): void {
+    const buf = chunk.buffer as ArrayBuffer;
+    const n = this.#refs.get(buf);
+    if (n !== undefined) this.#refs.set(buf, n + 1);
+  }
+
+  /** Gives back one reference to `chunk`; the last one returns it to the pool. */
+  release(chunk: Uint8Array): void {
+    const buf = chunk.buffer as ArrayBuffer;
+    const n = this.#refs.get(buf);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.#refs.set(buf, n - 1);
+      return;
+    }
+    this.#refs.delete(buf);
+    const size = buf.byteLength;
+    if (this.#freeBytes + size > POOL_MAX_FREE) return;
+    let list = this.#free.get(size);
+    if (list === undefined) {
+      list = [];
+      this.#free.set(size, list);
+    }
+    list.push(buf);
+    this.#freeBytes += size;
+  }
+}
+
+/** The pool of every outbox (connections may move between managers with their queues). */
+export const framePool: FramePool = new FramePool();
 
 /**
  * One per manager. Not reentrant: the owner must not call back into it from the event
@@ -125,10 +199,14 @@ export class Outbox<C extends OutboxConnection> {
     this.#dirty.push(conn);
   }
 
-  /** Queues an immutable buffer for `conn`; the same buffer may be given to many connections. */
+  /**
+   * Queues an immutable buffer for `conn`; the same buffer may be given to many
+   * connections. A buffer from {@link framePool} is retained until written or discarded.
+   */
   pushChunk(conn: C, chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     if (conn._rs !== conn._re) this.#materialize(conn);
+    framePool.retain(chunk);
     this.#append(conn, chunk);
     if (!conn._dirty) {
       conn._dirty = true;
@@ -143,6 +221,8 @@ export class Outbox<C extends OutboxConnection> {
 
   /** Forgets everything queued for `conn` (it is being torn down). */
   discard(conn: C): void {
+    const q = conn._q;
+    if (q !== null) { for (const chunk of q) framePool.release(chunk); }
     conn._q = null;
     conn._qHead = 0;
     conn._qBytes = 0;
@@ -228,6 +308,7 @@ export class Outbox<C extends OutboxConnection> {
           return;
         }
         q.shift();
+        framePool.release(chunk);
         conn._qHead = 0;
         conn._qBytes -= len;
         written += len;

@@ -12,10 +12,9 @@
 import { FdwsError } from "./errors.ts";
 import { assertSendableCloseCode } from "./protocol/close_codes.ts";
 import { FrameParser } from "./protocol/frame_parser.ts";
-import type { NetAddr } from "./net/tcp.ts";
+import { closeFd, type NetAddr } from "./net/tcp.ts";
 import { IO_FAILED, recvInto, WOULD_BLOCK } from "./net/io.ts";
 import type { WebSocketHandlers, WebSocketManager } from "./manager.ts";
-import type { OutboxConnection } from "./outbox.ts";
 
 /** `readyState` values, as in the WHATWG WebSocket. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -38,7 +37,10 @@ export type Role = "server" | "client";
  * ```
  */
 export class InvalidStateError extends FdwsError {
-  /** @param message Human-readable description. */
+  /**
+   * Creates the error.
+   * @param message Human-readable description.
+   */
   constructor(message: string) {
     super("INVALID_STATE", message);
     this.name = "InvalidStateError";
@@ -53,14 +55,26 @@ const CLOSED = 3;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 
-/** Listeners and `on*` handlers, allocated only when someone listens. */
+/** One registered listener. */
+interface ListenerEntry {
+  fn: EventListenerOrEventListenerObject;
+  capture: boolean;
+  once: boolean;
+  removed: boolean;
+}
+
+/**
+ * Listeners and `on*` handlers, allocated only when someone listens. Listeners are kept
+ * here rather than in an `EventTarget`: an `EventTarget` reports a listener's exception
+ * through `reportError`, which ends the whole process in Deno; here it goes to the
+ * manager's `error` handler like any other callback's.
+ */
 class EventState {
-  target = new EventTarget();
+  listeners = new Map<string, ListenerEntry[]>();
   onopen: ((ev: Event) => void) | null = null;
   onmessage: ((ev: MessageEvent) => void) | null = null;
   onclose: ((ev: CloseEvent) => void) | null = null;
   onerror: ((ev: Event) => void) | null = null;
-  count = 0;
 }
 
 /**
@@ -85,15 +99,17 @@ class EventState {
  * serve({ port: 9001, webSocketClass: Echo });
  * ```
  */
-export class WebSocket<T = unknown> implements OutboxConnection {
+// Structurally an `OutboxConnection` (the outbox keeps its per-connection fields here);
+// not declared with `implements`, which would put that internal type in the public API.
+export class WebSocket<T = unknown> {
   /** The connection is being opened (client side, before the handshake completed). */
-  static readonly CONNECTING = CONNECTING;
+  static readonly CONNECTING: 0 = CONNECTING;
   /** Open: messages flow both ways. */
-  static readonly OPEN = OPEN;
+  static readonly OPEN: 1 = OPEN;
   /** A close frame was sent or received; the closing handshake is under way. */
-  static readonly CLOSING = CLOSING;
+  static readonly CLOSING: 2 = CLOSING;
   /** Closed; the descriptor is released. */
-  static readonly CLOSED = CLOSED;
+  static readonly CLOSED: 3 = CLOSED;
 
   /** Arbitrary per-connection data of the application. */
   data: T = undefined as T;
@@ -243,7 +259,9 @@ export class WebSocket<T = unknown> implements OutboxConnection {
       if (this._state === CONNECTING) throw new InvalidStateError("the WebSocket is connecting");
       return false;
     }
-    const m = this._m!;
+    const m = this._m;
+    // Detached with WebSocketManager.remove(): nothing writes this socket until adopted.
+    if (m === null) return false;
     if (typeof data === "string") {
       return binary === true
         ? m._sendData(this, utf8.encode(data), true)
@@ -257,14 +275,14 @@ export class WebSocket<T = unknown> implements OutboxConnection {
    * {@link WebSocket.ponged}.
    */
   ping(payload: string | Uint8Array = EMPTY): boolean {
-    if (this._state !== OPEN) return false;
-    return this._m!._sendControl(this, 0x9, payload);
+    if (this._state !== OPEN || this._m === null) return false;
+    return this._m._sendControl(this, 0x9, payload);
   }
 
   /** Sends an unsolicited pong (a one-way heartbeat). */
   pong(payload: string | Uint8Array = EMPTY): boolean {
-    if (this._state !== OPEN) return false;
-    return this._m!._sendControl(this, 0xa, payload);
+    if (this._state !== OPEN || this._m === null) return false;
+    return this._m._sendControl(this, 0xa, payload);
   }
 
   /**
@@ -274,6 +292,7 @@ export class WebSocket<T = unknown> implements OutboxConnection {
    * @param code 1000, 1001, 1002, 1003, 1007-1014 or 3000-4999.
    * @param reason At most 123 bytes of UTF-8.
    * @throws {CloseCodeError} for a code or reason that may not be sent.
+   * @throws {InvalidStateError} when detached from its manager (`remove()`, not yet adopted).
    */
   close(code = 1000, reason = ""): void {
     if (this._state === CLOSING || this._state === CLOSED) return;
@@ -283,7 +302,10 @@ export class WebSocket<T = unknown> implements OutboxConnection {
       this.terminate();
       return;
     }
-    this._m!._sendClose(this, code, reason);
+    if (this._m === null) {
+      throw new InvalidStateError("the WebSocket is not attached to a manager; adopt() it first");
+    }
+    this._m._sendClose(this, code, reason);
   }
 
   /** Drops the connection now, without a close frame. Idempotent. */
@@ -407,15 +429,34 @@ export class WebSocket<T = unknown> implements OutboxConnection {
 
   // ---------------------------------------------------------------- WHATWG events
 
-  /** Adds an event listener (`open`, `message`, `close`, `error`). */
+  /**
+   * Adds an event listener (`open`, `message`, `close`, `error`). Supports the `once` and
+   * `signal` options. An exception thrown by a listener is reported to the manager's
+   * `error` handler (or the console), never to `reportError`.
+   */
   addEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    const ev = this.#eventState();
-    ev.target.addEventListener(type, listener, options);
-    ev.count++;
+    if (listener === null) return;
+    const capture = typeof options === "boolean" ? options : options?.capture === true;
+    const once = typeof options === "object" && options.once === true;
+    const signal = typeof options === "object" ? options.signal : undefined;
+    if (signal?.aborted) return;
+    const map = this.#eventState().listeners;
+    let list = map.get(type);
+    if (list === undefined) {
+      list = [];
+      map.set(type, list);
+    }
+    if (list.some((e) => e.fn === listener && e.capture === capture)) return;
+    list.push({ fn: listener, capture, once, removed: false });
+    signal?.addEventListener(
+      "abort",
+      () => this.removeEventListener(type, listener, { capture }),
+      { once: true },
+    );
   }
 
   /** Removes an event listener. */
@@ -424,12 +465,19 @@ export class WebSocket<T = unknown> implements OutboxConnection {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    this.#events?.target.removeEventListener(type, listener, options);
+    const list = this.#events?.listeners.get(type);
+    if (list === undefined || listener === null) return;
+    const capture = typeof options === "boolean" ? options : options?.capture === true;
+    const i = list.findIndex((e) => e.fn === listener && e.capture === capture);
+    if (i < 0) return;
+    list[i].removed = true;
+    list.splice(i, 1);
   }
 
-  /** Dispatches an event to this connection's listeners. */
+  /** Dispatches an event to this connection's listeners; false when one called `preventDefault()`. */
   dispatchEvent(event: Event): boolean {
-    return this.#events === null ? true : this.#events.target.dispatchEvent(event);
+    if (this.#events !== null) this.#emit(event, null);
+    return !event.defaultPrevented;
   }
 
   /** `open` event handler property. */
@@ -466,8 +514,8 @@ export class WebSocket<T = unknown> implements OutboxConnection {
     const ev = this.#events;
     if (ev === null) return false;
     const message = error instanceof Error ? error.message : String(error);
-    const listened = ev.onerror !== null || ev.count > 0;
-    this.#emit(new ErrorEvent("error", { error, message }), ev.onerror);
+    const listened = ev.onerror !== null || (ev.listeners.get("error")?.length ?? 0) > 0;
+    if (listened) this.#emit(new ErrorEvent("error", { error, message }), ev.onerror);
     return listened;
   }
 
@@ -476,23 +524,48 @@ export class WebSocket<T = unknown> implements OutboxConnection {
     return this.#events;
   }
 
+  /** Runs the `on*` handler, then the listeners, each guarded; `target` is this object. */
   #emit<E extends Event>(event: E, handler: ((ev: E) => void) | null): void {
     const ev = this.#events!;
+    Object.defineProperty(event, "target", { value: this, configurable: true });
+    Object.defineProperty(event, "currentTarget", { value: this, configurable: true });
     if (handler !== null) {
       try {
         handler.call(this, event);
       } catch (err) {
-        this._m?._reportError(err, this) ?? console.error(err);
+        this.#listenerThrew(err, event.type);
       }
     }
-    // EventTarget reports listener exceptions itself (reportError), never to us.
-    if (ev.count > 0) ev.target.dispatchEvent(event);
+    const list = ev.listeners.get(event.type);
+    if (list === undefined || list.length === 0) return;
+    for (const entry of list.length === 1 ? [list[0]] : list.slice()) {
+      if (entry.removed) continue;
+      if (entry.once) this.removeEventListener(event.type, entry.fn, { capture: entry.capture });
+      try {
+        // Typed loosely on purpose: with `npm:` imports in the same type check, Node's
+        // `Event` declarations merge into the listener types and no longer match `E`.
+        const fn = entry.fn as ((ev: E) => void) | { handleEvent(ev: E): void };
+        if (typeof fn === "function") fn.call(this, event);
+        else fn.handleEvent(event);
+      } catch (err) {
+        this.#listenerThrew(err, event.type);
+      }
+    }
+  }
+
+  #listenerThrew(err: unknown, type: string): void {
+    const m = this._m ?? this._lastManager;
+    // An `error` listener that throws is not reported as an error again (no recursion).
+    if (m !== null && type !== "error") m._reportError(err, this);
+    else console.error(`fdws: a WebSocket ${type} listener threw:`, err);
   }
 
   // ---------------------------------------------------------------- protocol reactions
 
   /** @ignore Handlers of the manager that ran this connection (kept for `closed()`). */
   _lastHandlers: WebSocketHandlers<T> | null = null;
+  /** @ignore The manager that ran this connection, while `closed()` runs. */
+  _lastManager: WebSocketManager | null = null;
 
   /** @ignore A complete message arrived. */
   _onMessage(data: string | Uint8Array): void {
@@ -558,9 +631,16 @@ export class WebSocket<T = unknown> implements OutboxConnection {
     this._state = CLOSED;
     const m = this._m;
     this._lastHandlers = m?._handlers ?? null;
+    this._lastManager = m;
     this._parser?.reset();
     this._parser = null;
-    if (m !== null) m._detach(this, code);
+    if (m !== null) {
+      m._detach(this, code);
+    } else if (this.fd >= 0) {
+      // Detached (removed and never adopted): the descriptor is still ours to close.
+      closeFd(this.fd);
+      this.fd = -1;
+    }
     this._m = null;
     try {
       this.closed(code, reason);
@@ -569,6 +649,7 @@ export class WebSocket<T = unknown> implements OutboxConnection {
       else console.error(err);
     }
     this._lastHandlers = null;
+    this._lastManager = null;
   }
 
   /** @ignore Attaches an accepted/connected descriptor; the manager calls it from `add`. */
