@@ -134,46 +134,6 @@ export class ConnectError extends FdwsError {
   }
 }
 
-// ------------------------------------------------------------------ per-connection handlers
-
-/** Handlers given to `connect()`, by connection. */
-const ownHandlers = new WeakMap<WebSocket<unknown>, WebSocketHandlers<unknown>>();
-/** Routing handler objects installed on managers, and the handlers they fall back to. */
-const routers = new WeakMap<object, WebSocketHandlers<unknown>>();
-
-/**
- * Handlers that send each connection's events to its own handlers (from `connect()`), or
- * to `base` (the manager's) for connections without any.
- */
-function routingHandlers<T>(base: WebSocketHandlers<T>): WebSocketHandlers<T> {
-  const pick = (ws: WebSocket<T>): WebSocketHandlers<T> =>
-    (ownHandlers.get(ws as WebSocket<unknown>) as WebSocketHandlers<T> | undefined) ?? base;
-  const router: WebSocketHandlers<T> = {
-    open: (ws) => pick(ws).open?.(ws),
-    message: (ws, data) => pick(ws).message?.(ws, data),
-    close: (ws, code, reason) => pick(ws).close?.(ws, code, reason),
-    drain: (ws) => pick(ws).drain?.(ws),
-    ping: (ws, payload) => pick(ws).ping?.(ws, payload),
-    pong: (ws, payload) => pick(ws).pong?.(ws, payload),
-    error: (ws, error) => {
-      const hook = (ws === null ? base : pick(ws)).error;
-      if (hook !== undefined) hook(ws, error);
-      // The manager logs only when no error hook exists; this one always exists, so it
-      // logs in its place unless the connection has an `onerror`.
-      else if (ws === null || ws.onerror === null) {
-        console.error("fdws: a WebSocket callback threw:", error);
-      }
-    },
-  };
-  routers.set(router, base as WebSocketHandlers<unknown>);
-  return router;
-}
-
-/** Makes `m` dispatch to per-connection handlers (keeping its own for the others). */
-function installRouter<T>(m: WebSocketManager<T>): void {
-  if (!routers.has(m._handlers)) m._handlers = routingHandlers(m._handlers);
-}
-
 // ------------------------------------------------------------------ the shared manager
 
 /** A claim on a manager for one connection: released when it fails or, once open, closes. */
@@ -192,7 +152,7 @@ let shared: Shared | null = null;
 /** Claims the shared client manager, creating and starting it when there is none. */
 function sharedLease<T>(): Lease<T> {
   if (shared === null) {
-    const manager = new WebSocketManager<unknown>({ handlers: routingHandlers({}) });
+    const manager = new WebSocketManager<unknown>();
     manager.start();
     shared = { manager, refs: 0 };
   }
@@ -400,9 +360,7 @@ class ClientHandshake<T> implements PollTarget {
     ws._remoteHost = this.#address.address;
     ws._remotePort = attempt.port;
     if ("data" in options) ws.data = options.data as T;
-    if (options.handlers !== undefined) {
-      ownHandlers.set(ws as WebSocket<unknown>, options.handlers as WebSocketHandlers<unknown>);
-    }
+    if (options.handlers !== undefined) ws._ownHandlers = options.handlers;
     if (options.manager === undefined) trackClose(ws, attempt.lease);
     const release = holdReads(ws, leftover);
     try {
@@ -628,7 +586,6 @@ export async function connect<T = unknown>(
     ? userLease(options.manager)
     : sharedLease<T>();
   const m = lease.manager;
-  if (options.manager !== undefined && options.handlers !== undefined) installRouter(m);
 
   let current: ClientHandshake<T> | null = null;
   let cancelled: ConnectError | null = null;

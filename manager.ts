@@ -782,7 +782,7 @@ export class WebSocketManager<T = unknown> {
   _reportError(err: unknown, ws: WebSocket<T> | null): void {
     this.stats.callbackErrors++;
     let handled = false;
-    const hook = this._handlers.error;
+    const hook = (ws?._ownHandlers ?? this._handlers).error;
     if (hook !== undefined) {
       try {
         hook(ws, err);

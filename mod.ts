@@ -57,6 +57,6 @@ export { KqueuePoller } from "./poller/kqueue.ts";
 export { SelectPoller } from "./poller/select.ts";
 export type { NetAddr } from "./net/tcp.ts";
 export { CloseCode, CloseCodeError } from "./protocol/close_codes.ts";
-export { HandshakeError } from "./protocol/handshake.ts";
+export { HandshakeError, type HandshakeErrorCode } from "./protocol/handshake.ts";
 export { connect, ConnectError, type ConnectOptions } from "./client.ts";
 export { type ResolvedAddress, ResolveError, resolveHost } from "./net/resolve.ts";

@@ -207,7 +207,7 @@ class HttpConnection<T> implements PollTarget {
     stats[status] = (stats[status] ?? 0) + 1;
     this.out = bytes;
     this.phase = "writing";
-    this.deadline = this.server.manager._clock + LINGER_MS;
+    this.deadline = this.server.manager._now() + LINGER_MS;
     this.#writeOut();
   }
 
@@ -229,7 +229,7 @@ class HttpConnection<T> implements PollTarget {
     // and destroy the answer before the client has read it.
     shutdownFd(this.fd, "write");
     this.phase = "lingering";
-    this.deadline = this.server.manager._clock + LINGER_MS;
+    this.deadline = this.server.manager._now() + LINGER_MS;
     this.server.manager._modifyTarget(this, Interest.READABLE);
   }
 
@@ -365,7 +365,19 @@ export class Server<T = unknown> {
       Deno.addSignalListener("SIGINT", handler);
       if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", handler);
     }
+    // A manager stopped directly (not through shutdown()) also ends the server.
+    this.manager.join().then(() => {
+      this.#removeSignals();
+      this.#finished.resolve();
+    });
     options.onListen?.(this.address);
+  }
+
+  #removeSignals(): void {
+    if (this.#signalHandler === null) return;
+    Deno.removeSignalListener("SIGINT", this.#signalHandler);
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", this.#signalHandler);
+    this.#signalHandler = null;
   }
 
   /** The bound port. */
@@ -407,11 +419,7 @@ export class Server<T = unknown> {
   ): Promise<void> {
     if (this.#shuttingDown !== null) return this.#shuttingDown;
     this.#shuttingDown = (async () => {
-      if (this.#signalHandler !== null) {
-        Deno.removeSignalListener("SIGINT", this.#signalHandler);
-        if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", this.#signalHandler);
-        this.#signalHandler = null;
-      }
+      this.#removeSignals();
       this.manager._removeTarget(this.#listener);
       this.#listener.close();
       for (const conn of [...this.#pending]) conn.close();

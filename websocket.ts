@@ -381,17 +381,16 @@ export class WebSocket<T = unknown> {
 
   /** Hook: the connection is open. Default: calls the `open` handler and dispatches `open`. */
   opened(): void {
-    this._m?._handlers.open?.(this);
+    this._h()?.open?.(this);
     if (this.#events !== null) this.#emit(new Event("open"), this.#events.onopen);
   }
 
   /** Hook: a complete message arrived. Default: `message` handler and `message` event. */
   receivedMessage(data: string | Uint8Array): void {
-    const m = this._m;
     const out = typeof data === "string" || this.binaryType === "uint8array"
       ? data
       : exactBuffer(data);
-    if (m !== null && m._handlers.message !== undefined) m._handlers.message(this, out);
+    this._h()?.message?.(this, out);
     if (this.#events !== null) {
       this.#emit(new MessageEvent("message", { data: out }), this.#events.onmessage);
     }
@@ -399,17 +398,17 @@ export class WebSocket<T = unknown> {
 
   /** Hook: a pong arrived. Default: the `pong` handler. */
   ponged(payload: Uint8Array): void {
-    this._m?._handlers.pong?.(this, payload);
+    this._h()?.pong?.(this, payload);
   }
 
   /** Hook: a ping arrived (the pong reply is already queued). Default: the `ping` handler. */
   pinged(payload: Uint8Array): void {
-    this._m?._handlers.ping?.(this, payload);
+    this._h()?.ping?.(this, payload);
   }
 
   /** Hook: everything queued was written after the socket had been full. */
   drained(): void {
-    this._m?._handlers.drain?.(this);
+    this._h()?.drain?.(this);
   }
 
   /**
@@ -564,6 +563,13 @@ export class WebSocket<T = unknown> {
 
   /** @ignore Handlers of the manager that ran this connection (kept for `closed()`). */
   _lastHandlers: WebSocketHandlers<T> | null = null;
+  /** @ignore Handlers of this connection alone (`connect({ handlers })`); null: the manager's. */
+  _ownHandlers: WebSocketHandlers<T> | null = null;
+
+  /** @ignore The handlers that see this connection's moments. */
+  _h(): WebSocketHandlers<T> | null {
+    return this._ownHandlers ?? (this._m?._handlers as WebSocketHandlers<T> | undefined) ?? null;
+  }
   /** @ignore The manager that ran this connection, while `closed()` runs. */
   _lastManager: WebSocketManager | null = null;
 
@@ -630,7 +636,8 @@ export class WebSocket<T = unknown> {
     if (this._state === CLOSED) return;
     this._state = CLOSED;
     const m = this._m;
-    this._lastHandlers = m?._handlers ?? null;
+    this._lastHandlers = this._ownHandlers ?? (m?._handlers as WebSocketHandlers<T> | undefined) ??
+      null;
     this._lastManager = m;
     this._parser?.reset();
     this._parser = null;

@@ -85,6 +85,8 @@ export class SyscallError extends FdwsError {
   readonly errno: number;
 
   /**
+   * Creates the error from an errno value.
+   *
    * @param syscall Name of the failed C function.
    * @param errnoValue errno read right after the failure.
    * @param detail Optional context (an address, a descriptor).

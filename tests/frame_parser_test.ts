@@ -89,7 +89,7 @@ function summarize(events: readonly Event[]): unknown[] {
  */
 function assertEvents(actual: readonly Event[], expected: readonly Event[], message?: string) {
   if (sameEvents(actual, expected)) return;
-  assert.deepStrictEqual(summarize(actual), summarize(expected), message);
+  assert.deepStrictEqual(summarize(actual), summarize(expected), message ?? "parser events differ");
   assert.fail(`${message ?? "events differ"} (same fingerprints)`);
 }
 
