@@ -370,8 +370,9 @@ class ClientHandshake<T> implements PollTarget {
       this.result.reject(this.#error("MANAGER_STOPPED", "the manager is stopping", 101, err));
       return;
     }
-    if (options.maxMessageSize !== undefined && ws._parser !== null) {
+    if (options.maxMessageSize !== undefined) {
       ws._parser = new FrameParser({ role: "client", maxMessageSize: options.maxMessageSize });
+      ws._parserPinned = true;
     }
     this.result.resolve(ws);
     setImmediate(release);
@@ -411,12 +412,10 @@ function holdReads<T>(ws: WebSocket<T>, leftover: Uint8Array | null): () => void
     if (own !== undefined) Object.defineProperty(ws, "once", own);
     else Reflect.deleteProperty(ws, "once");
     const m = ws._m;
-    const parser = ws._parser;
-    if (leftover === null || m === null || parser === null || parser.finished) return;
+    if (leftover === null || m === null || ws._closeWhenFlushed) return;
     if (ws._state === WebSocket.CLOSED) return;
     try {
-      m._dispatcher.ws = ws as WebSocket;
-      parser.push(leftover, 0, leftover.length, m._dispatcher);
+      m._parse(ws, leftover, 0, leftover.length);
     } catch (err) {
       m._reportError(err, ws as WebSocket);
     }

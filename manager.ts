@@ -17,7 +17,7 @@ import {
   frameHeaderLength,
   writeFrameHeader,
 } from "./protocol/frame_encoder.ts";
-import type { FrameHandler } from "./protocol/frame_parser.ts";
+import { type FrameHandler, FrameParser } from "./protocol/frame_parser.ts";
 import { framePool, Outbox } from "./outbox.ts";
 import { WebSocket } from "./websocket.ts";
 import { FdwsError } from "./errors.ts";
@@ -133,23 +133,32 @@ const HOUSEKEEPING_MS = 250;
 /** Busy ticks give the event loop (timers, signals, other I/O) a turn at least this often. */
 const YIELD_MS = 4;
 
-/** Routes parser output to the connection being read; one per manager, no allocation per read. */
+/**
+ * Routes parser output to the connection being read; one per manager, no allocation per
+ * read. A connection closed by a callback gets nothing more: the parser is stopped.
+ */
 class Dispatcher implements FrameHandler {
   ws!: WebSocket;
+  parser!: FrameParser;
+  #gone(): boolean {
+    if (this.ws._state !== WebSocket.CLOSED) return false;
+    this.parser.reset();
+    return true;
+  }
   onMessage(data: string | Uint8Array): void {
-    this.ws._onMessage(data);
+    if (!this.#gone()) this.ws._onMessage(data);
   }
   onPing(payload: Uint8Array): void {
-    this.ws._onPing(payload);
+    if (!this.#gone()) this.ws._onPing(payload);
   }
   onPong(payload: Uint8Array): void {
-    this.ws._onPong(payload);
+    if (!this.#gone()) this.ws._onPong(payload);
   }
   onClose(code: number, reason: string): void {
-    this.ws._onClose(code, reason);
+    if (!this.#gone()) this.ws._onClose(code, reason);
   }
   onFail(code: number, reason: string): void {
-    this.ws._onFail(code, reason);
+    if (!this.#gone()) this.ws._onFail(code, reason);
   }
 }
 
@@ -224,6 +233,11 @@ export class WebSocketManager<T = unknown> {
   readonly #targets = new Set<PollTarget>();
   readonly #epoch = performance.now();
   readonly #maxMessageSize: number;
+  /** A `_parse` is running (its shared parser is in use). */
+  #parsing = false;
+  /** Parsers idle connections share, per role (see `_parse`). */
+  #serverParser: FrameParser;
+  #clientParser: FrameParser;
   readonly #pingInterval: number;
   readonly #idleTimeout: number;
   readonly #closeTimeout: number;
@@ -250,6 +264,8 @@ export class WebSocketManager<T = unknown> {
     this.#poller = p === undefined || typeof p === "string" ? createPoller(p) : p;
     this.#ownsPoller = p === undefined || typeof p === "string";
     this.#maxMessageSize = options.maxMessageSize ?? 64 * 1024 * 1024;
+    this.#serverParser = new FrameParser({ role: "server", maxMessageSize: this.#maxMessageSize });
+    this.#clientParser = new FrameParser({ role: "client", maxMessageSize: this.#maxMessageSize });
     this.#pingInterval = options.pingInterval ?? 30_000;
     this.#idleTimeout = options.idleTimeout ?? 60_000;
     this.#closeTimeout = options.closeTimeout ?? 5_000;
@@ -314,7 +330,7 @@ export class WebSocketManager<T = unknown> {
       throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
     }
     this._now(); // _attach() stamps _lastSeen with the clock
-    ws._attach(this as WebSocketManager, fd, role, this.#maxMessageSize);
+    ws._attach(this as WebSocketManager, fd, role);
     this.#insert(ws);
     this.stats.opened++;
     // The handshake response goes out first, ahead of anything opened() sends.
@@ -325,8 +341,7 @@ export class WebSocketManager<T = unknown> {
       this._reportError(err, ws);
     }
     if (initial !== null && initial.length > 0 && ws._state === WebSocket.OPEN) {
-      this._dispatcher.ws = ws as WebSocket;
-      ws._parser!.push(initial, 0, initial.length, this._dispatcher);
+      this._parse(ws, initial, 0, initial.length);
     }
     this.#scheduleFlush();
   }
@@ -340,7 +355,7 @@ export class WebSocketManager<T = unknown> {
     const from = ws._m as WebSocketManager<T> | null;
     if (from === (this as WebSocketManager<T>)) return;
     // A connection given up with remove() has no manager but still has its socket.
-    if (ws._state === WebSocket.CLOSED || ws.fd < 0 || ws._parser === null) {
+    if (ws._state === WebSocket.CLOSED || ws.fd < 0) {
       throw new ManagerError("NOT_OPEN", "only an open connection can be moved");
     }
     if (this.#stopping) throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
@@ -403,6 +418,51 @@ export class WebSocketManager<T = unknown> {
         }
       }
       ws._topics = null;
+    }
+  }
+
+  /**
+   * @ignore Parses bytes received by `ws` and dispatches what they complete.
+   *
+   * Between messages a connection holds no parser: it borrows the manager's shared one,
+   * and keeps it only when the bytes end inside a frame or a fragmented message (the
+   * manager then makes itself a new shared one). So an idle connection costs no parser
+   * memory, and a busy one allocates nothing per read.
+   */
+  _parse(ws: WebSocket<T>, buf: Uint8Array, start: number, end: number): void {
+    const own = ws._parser;
+    let parser = own ?? (ws._role === "client" ? this.#clientParser : this.#serverParser);
+    // Parsing from inside a callback of another parse (unusual) must not share its parser.
+    if (own === null && this.#parsing) {
+      parser = new FrameParser({ role: ws._role, maxMessageSize: this.#maxMessageSize });
+    }
+    const outer = this.#parsing;
+    const d = this._dispatcher;
+    const prevWs = d.ws;
+    const prevParser = d.parser;
+    this.#parsing = true;
+    d.ws = ws as WebSocket;
+    d.parser = parser;
+    try {
+      parser.push(buf, start, end, d);
+    } finally {
+      this.#parsing = outer;
+      d.ws = prevWs;
+      d.parser = prevParser;
+      if (own !== null) {
+        if (!ws._parserPinned && (own.idle || own.finished)) ws._parser = null;
+      } else if (!parser.idle) {
+        if (parser.finished || ws._state === WebSocket.CLOSED) {
+          parser.reset();
+        } else {
+          ws._parser = parser;
+          if (!outer) {
+            const fresh = new FrameParser({ role: ws._role, maxMessageSize: this.#maxMessageSize });
+            if (ws._role === "client") this.#clientParser = fresh;
+            else this.#serverParser = fresh;
+          }
+        }
+      }
     }
   }
 

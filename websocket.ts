@@ -11,7 +11,7 @@
 
 import { FdwsError } from "./errors.ts";
 import { assertSendableCloseCode } from "./protocol/close_codes.ts";
-import { FrameParser } from "./protocol/frame_parser.ts";
+import type { FrameParser } from "./protocol/frame_parser.ts";
 import { closeFd, type NetAddr } from "./net/tcp.ts";
 import { IO_FAILED, recvInto, WOULD_BLOCK } from "./net/io.ts";
 import type { WebSocketHandlers, WebSocketManager } from "./manager.ts";
@@ -61,6 +61,32 @@ interface ListenerEntry {
   capture: boolean;
   once: boolean;
   removed: boolean;
+}
+
+const F_CLIENT = 1;
+const F_ARRAYBUFFER = 2;
+const F_PARSER_PINNED = 4;
+const F_DIRTY = 8;
+const F_BLOCKED = 16;
+const F_PARTIAL = 32;
+const F_CLOSE_SENT = 64;
+const F_CLOSE_RECEIVED = 128;
+const F_CLOSE_WHEN_FLUSHED = 256;
+const F_PING_OUTSTANDING = 512;
+
+/** State most connections never need: allocated by the first accessor that stores into it. */
+class Extras<T> {
+  peerCode = 1005;
+  peerReason = "";
+  failReason = "";
+  deadline = 0;
+  topics: Set<string> | null = null;
+  dropped = 0;
+  protocol = "";
+  events: EventState | null = null;
+  lastHandlers: WebSocketHandlers<T> | null = null;
+  ownHandlers: WebSocketHandlers<T> | null = null;
+  lastManager: WebSocketManager | null = null;
 }
 
 /**
@@ -113,8 +139,10 @@ export class WebSocket<T = unknown> {
 
   /** Arbitrary per-connection data of the application. */
   data: T = undefined as T;
-  /** How binary messages are delivered to hooks, handlers and events. */
-  binaryType: BinaryType = "uint8array";
+
+  // Memory per connection is a product promise: only what every open connection needs
+  // lives in fields. Booleans share one number; rarely used state sits in an object that
+  // exists only once needed. Accessors (on the prototype) keep the names.
 
   /** @ignore Socket descriptor, -1 when not attached. */
   fd = -1;
@@ -122,9 +150,9 @@ export class WebSocket<T = unknown> {
   _m: WebSocketManager | null = null;
   /** @ignore */
   _state: ReadyState = CONNECTING;
-  /** @ignore */
-  _role: Role = "server";
-  /** @ignore */
+  /** @ignore Bits of F_* below. */
+  _flags = 0;
+  /** @ignore Parser kept while a frame or message is split across reads (else shared). */
   _parser: FrameParser | null = null;
   /** @ignore Outbox: arena range start. */
   _rs = 0;
@@ -136,45 +164,197 @@ export class WebSocket<T = unknown> {
   _qHead = 0;
   /** @ignore Outbox: bytes held in `_q`. */
   _qBytes = 0;
-  /** @ignore Outbox: in the flush list. */
-  _dirty = false;
-  /** @ignore Outbox: waiting for writability. */
-  _blocked = false;
-  /** @ignore Outbox: the queue starts in the middle of a frame (a write was cut short). */
-  _partial = false;
-  /** @ignore We sent a close frame. */
-  _closeSent = false;
-  /** @ignore We received a close frame. */
-  _closeReceived = false;
-  /** @ignore Close the socket once everything queued is written. */
-  _closeWhenFlushed = false;
-  /** @ignore Code of the received close frame (1005 none). */
-  _peerCode = 1005;
-  /** @ignore Reason of the received close frame. */
-  _peerReason = "";
-  /** @ignore Why we are failing the connection, reported to `closed()`. */
-  _failReason = "";
-  /** @ignore Coarse-clock deadline of the closing handshake (0: none). */
-  _deadline = 0;
   /** @ignore Coarse-clock time of the last byte received. */
   _lastSeen = 0;
-  /** @ignore A heartbeat ping is unanswered. */
-  _pingOutstanding = false;
-  /** @ignore Topics this connection is subscribed to. */
-  _topics: Set<string> | null = null;
-  /** @ignore Messages dropped by the "drop" backpressure policy. */
-  _dropped = 0;
   /** @ignore Index in the manager's connection list. */
   _index = -1;
-  /** @ignore Chosen subprotocol. */
-  _protocol = "";
   /** @ignore Request target (server side) or URL (client side). */
   _url = "";
   /** @ignore Peer address. */
   _remoteHost = "";
   /** @ignore Peer port. */
   _remotePort = 0;
-  #events: EventState | null = null;
+  /** @ignore Rarely used state, allocated on first use. */
+  _x: Extras<T> | null = null;
+
+  /** @ignore */
+  _extras(): Extras<T> {
+    return this._x ??= new Extras<T>();
+  }
+
+  /** How binary messages are delivered to hooks, handlers and events. */
+  get binaryType(): BinaryType {
+    return this._flags & F_ARRAYBUFFER ? "arraybuffer" : "uint8array";
+  }
+  /** Sets how binary messages are delivered. */
+  set binaryType(type: BinaryType) {
+    this.#flag(F_ARRAYBUFFER, type === "arraybuffer");
+  }
+
+  #flag(bit: number, on: boolean): void {
+    this._flags = on ? this._flags | bit : this._flags & ~bit;
+  }
+
+  /** @ignore */
+  get _role(): Role {
+    return this._flags & F_CLIENT ? "client" : "server";
+  }
+  /** @ignore */
+  set _role(role: Role) {
+    this.#flag(F_CLIENT, role === "client");
+  }
+  /** @ignore `_parser` has limits of its own: keep it even when idle. */
+  get _parserPinned(): boolean {
+    return (this._flags & F_PARSER_PINNED) !== 0;
+  }
+  /** @ignore */
+  set _parserPinned(on: boolean) {
+    this.#flag(F_PARSER_PINNED, on);
+  }
+  /** @ignore Outbox: in the flush list. */
+  get _dirty(): boolean {
+    return (this._flags & F_DIRTY) !== 0;
+  }
+  /** @ignore */
+  set _dirty(on: boolean) {
+    this.#flag(F_DIRTY, on);
+  }
+  /** @ignore Outbox: waiting for writability. */
+  get _blocked(): boolean {
+    return (this._flags & F_BLOCKED) !== 0;
+  }
+  /** @ignore */
+  set _blocked(on: boolean) {
+    this.#flag(F_BLOCKED, on);
+  }
+  /** @ignore Outbox: the queue starts in the middle of a frame (a write was cut short). */
+  get _partial(): boolean {
+    return (this._flags & F_PARTIAL) !== 0;
+  }
+  /** @ignore */
+  set _partial(on: boolean) {
+    this.#flag(F_PARTIAL, on);
+  }
+  /** @ignore We sent a close frame. */
+  get _closeSent(): boolean {
+    return (this._flags & F_CLOSE_SENT) !== 0;
+  }
+  /** @ignore */
+  set _closeSent(on: boolean) {
+    this.#flag(F_CLOSE_SENT, on);
+  }
+  /** @ignore We received a close frame. */
+  get _closeReceived(): boolean {
+    return (this._flags & F_CLOSE_RECEIVED) !== 0;
+  }
+  /** @ignore */
+  set _closeReceived(on: boolean) {
+    this.#flag(F_CLOSE_RECEIVED, on);
+  }
+  /** @ignore Close the socket once everything queued is written. */
+  get _closeWhenFlushed(): boolean {
+    return (this._flags & F_CLOSE_WHEN_FLUSHED) !== 0;
+  }
+  /** @ignore */
+  set _closeWhenFlushed(on: boolean) {
+    this.#flag(F_CLOSE_WHEN_FLUSHED, on);
+  }
+  /** @ignore A heartbeat ping is unanswered. */
+  get _pingOutstanding(): boolean {
+    return (this._flags & F_PING_OUTSTANDING) !== 0;
+  }
+  /** @ignore */
+  set _pingOutstanding(on: boolean) {
+    this.#flag(F_PING_OUTSTANDING, on);
+  }
+
+  /** @ignore Code of the received close frame (1005 none). */
+  get _peerCode(): number {
+    return this._x?.peerCode ?? 1005;
+  }
+  /** @ignore */
+  set _peerCode(code: number) {
+    if (code !== 1005 || this._x !== null) this._extras().peerCode = code;
+  }
+  /** @ignore Reason of the received close frame. */
+  get _peerReason(): string {
+    return this._x?.peerReason ?? "";
+  }
+  /** @ignore */
+  set _peerReason(reason: string) {
+    if (reason !== "" || this._x !== null) this._extras().peerReason = reason;
+  }
+  /** @ignore Why we are failing the connection, reported to `closed()`. */
+  get _failReason(): string {
+    return this._x?.failReason ?? "";
+  }
+  /** @ignore */
+  set _failReason(reason: string) {
+    if (reason !== "" || this._x !== null) this._extras().failReason = reason;
+  }
+  /** @ignore Coarse-clock deadline of the closing handshake (0: none). */
+  get _deadline(): number {
+    return this._x?.deadline ?? 0;
+  }
+  /** @ignore */
+  set _deadline(t: number) {
+    if (t !== 0 || this._x !== null) this._extras().deadline = t;
+  }
+  /** @ignore Topics this connection is subscribed to. */
+  get _topics(): Set<string> | null {
+    return this._x?.topics ?? null;
+  }
+  /** @ignore */
+  set _topics(topics: Set<string> | null) {
+    if (topics !== null || this._x !== null) this._extras().topics = topics;
+  }
+  /** @ignore Messages dropped by the "drop" backpressure policy. */
+  get _dropped(): number {
+    return this._x?.dropped ?? 0;
+  }
+  /** @ignore */
+  set _dropped(n: number) {
+    if (n !== 0 || this._x !== null) this._extras().dropped = n;
+  }
+  /** @ignore Chosen subprotocol. */
+  get _protocol(): string {
+    return this._x?.protocol ?? "";
+  }
+  /** @ignore */
+  set _protocol(p: string) {
+    if (p !== "" || this._x !== null) this._extras().protocol = p;
+  }
+  /** @ignore Handlers of the manager that ran this connection (kept for `closed()`). */
+  get _lastHandlers(): WebSocketHandlers<T> | null {
+    return this._x?.lastHandlers ?? null;
+  }
+  /** @ignore */
+  set _lastHandlers(h: WebSocketHandlers<T> | null) {
+    if (h !== null || this._x !== null) this._extras().lastHandlers = h;
+  }
+  /** @ignore Handlers of this connection alone (`connect({ handlers })`); null: the manager's. */
+  get _ownHandlers(): WebSocketHandlers<T> | null {
+    return this._x?.ownHandlers ?? null;
+  }
+  /** @ignore */
+  set _ownHandlers(h: WebSocketHandlers<T> | null) {
+    if (h !== null || this._x !== null) this._extras().ownHandlers = h;
+  }
+  /** @ignore The manager that ran this connection, while `closed()` runs. */
+  get _lastManager(): WebSocketManager | null {
+    return this._x?.lastManager ?? null;
+  }
+  /** @ignore */
+  set _lastManager(m: WebSocketManager | null) {
+    if (m !== null || this._x !== null) this._extras().lastManager = m;
+  }
+
+  get #events(): EventState | null {
+    return this._x?.events ?? null;
+  }
+  set #events(ev: EventState | null) {
+    if (ev !== null || this._x !== null) this._extras().events = ev;
+  }
 
   /** `readyState` of a connecting socket. */
   get CONNECTING(): 0 {
@@ -355,10 +535,10 @@ export class WebSocket<T = unknown> {
         this._lastSeen = m._clock;
         this._pingOutstanding = false;
         m.stats.bytesIn += n;
-        const parser = this._parser;
-        if (parser !== null && !parser.finished) {
-          m._dispatcher.ws = this;
-          parser.push(buf, 0, n, m._dispatcher);
+        // After a close frame (received, or sent because the peer broke the protocol)
+        // nothing more is parsed; reading goes on only to see the peer close.
+        if (!this._closeWhenFlushed) {
+          m._parse(this, buf, 0, n);
           if ((this._state as number) === CLOSED) return false;
         }
         if (n < size) return true;
@@ -561,17 +741,10 @@ export class WebSocket<T = unknown> {
 
   // ---------------------------------------------------------------- protocol reactions
 
-  /** @ignore Handlers of the manager that ran this connection (kept for `closed()`). */
-  _lastHandlers: WebSocketHandlers<T> | null = null;
-  /** @ignore Handlers of this connection alone (`connect({ handlers })`); null: the manager's. */
-  _ownHandlers: WebSocketHandlers<T> | null = null;
-
   /** @ignore The handlers that see this connection's moments. */
   _h(): WebSocketHandlers<T> | null {
     return this._ownHandlers ?? (this._m?._handlers as WebSocketHandlers<T> | undefined) ?? null;
   }
-  /** @ignore The manager that ran this connection, while `closed()` runs. */
-  _lastManager: WebSocketManager | null = null;
 
   /** @ignore A complete message arrived. */
   _onMessage(data: string | Uint8Array): void {
@@ -660,11 +833,10 @@ export class WebSocket<T = unknown> {
   }
 
   /** @ignore Attaches an accepted/connected descriptor; the manager calls it from `add`. */
-  _attach(m: WebSocketManager, fd: number, role: Role, maxMessageSize: number): void {
+  _attach(m: WebSocketManager, fd: number, role: Role): void {
     this.fd = fd;
     this._m = m;
     this._role = role;
-    this._parser = new FrameParser({ role, maxMessageSize });
     this._state = OPEN;
     this._lastSeen = m._clock;
   }

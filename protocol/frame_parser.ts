@@ -408,6 +408,31 @@ export class FrameParser {
   }
 
   /**
+   * True between frames with no message in progress and not finished: the parser then
+   * holds nothing of its connection, so one parser can serve many idle connections and a
+   * connection needs its own only while a frame or message is split across reads.
+   *
+   * @example
+   * ```ts
+   * import { FrameParser } from "./frame_parser.ts";
+   *
+   * const parser = new FrameParser({ role: "client" });
+   * console.log(parser.idle); // true
+   * parser.push(new Uint8Array([0x81]), 0, 1, {
+   *   onMessage() {},
+   *   onPing() {},
+   *   onPong() {},
+   *   onClose() {},
+   *   onFail() {},
+   * });
+   * console.log(parser.idle); // false: half a header arrived
+   * ```
+   */
+  get idle(): boolean {
+    return !this.#finished && this.#state === ST_HEADER && this.#messageOpcode === 0;
+  }
+
+  /**
    * Drops any partial frame or message (releasing its buffers) and returns the parser to its
    * initial state, ready for a new byte stream. Called from a handler, it also stops the
    * `push` in progress from dispatching anything more.
