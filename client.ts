@@ -10,7 +10,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { FdwsError } from "./errors.ts";
 import { SyscallError } from "./ffi/errno.ts";
 import { type PollTarget, type WebSocketHandlers, WebSocketManager } from "./manager.ts";
@@ -375,7 +374,7 @@ class ClientHandshake<T> implements PollTarget {
       ws._parserPinned = true;
     }
     this.result.resolve(ws);
-    setImmediate(release);
+    m._macrotasks.schedule(release);
   }
 
   #wrap(err: unknown): ConnectError {

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { closeFd } from "./net/tcp.ts";
 import { sendFrom } from "./net/io.ts";
 import { createPoller } from "./poller/default.ts";
@@ -18,6 +17,7 @@ import {
   writeFrameHeader,
 } from "./protocol/frame_encoder.ts";
 import { type FrameHandler, FrameParser } from "./protocol/frame_parser.ts";
+import { MacrotaskQueue } from "./macrotask.ts";
 import { framePool, Outbox } from "./outbox.ts";
 import { WebSocket } from "./websocket.ts";
 import { FdwsError } from "./errors.ts";
@@ -204,6 +204,8 @@ export class WebSocketManager<T = unknown> {
   readonly _readLen: bigint = BigInt(READ_LEN);
   /** @ignore */
   readonly _dispatcher: Dispatcher = new Dispatcher();
+  /** @ignore Turns of the event loop for the busy loop (and the client). */
+  readonly _macrotasks: MacrotaskQueue = new MacrotaskQueue();
   /** @ignore */
   _handlers: WebSocketHandlers<T>;
   /** @ignore Milliseconds since the manager was created, advanced once per loop tick. */
@@ -923,7 +925,7 @@ export class WebSocketManager<T = unknown> {
       while (!this.#stopping) {
         let now = performance.now();
         if (now - lastYield >= YIELD_MS) {
-          await new Promise<void>((r) => setImmediate(r));
+          await this._macrotasks.turn();
           if (this.#stopping) break;
           lastYield = now = performance.now();
         }
@@ -1036,6 +1038,7 @@ export class WebSocketManager<T = unknown> {
       t.close();
     }
     if (this.#ownsPoller) this.#poller.close();
+    this._macrotasks.close();
   }
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { base64, sha1 } from "./sha1.ts";
 import {
   encodeLatin1,
   HandshakeError,
@@ -242,7 +242,11 @@ export function validateUpgrade(req: ParsedRequest): UpgradeResult {
  * @returns The accept value.
  */
 export function acceptKey(key: string): string {
-  return createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64");
+  // Key and GUID are ASCII (the key was validated as base64): one byte per character.
+  const text = key + WEBSOCKET_GUID;
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return base64(sha1(bytes));
 }
 
 /**
