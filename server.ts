@@ -624,13 +624,28 @@ export class Server<T = unknown> {
     conn.phase = "done";
     const ws = new this.#wsClass();
     ws._protocol = opts.protocol ?? "";
-    ws._url = req.target;
+    ws._url = internTarget(req.target);
     ws._remoteHost = conn.host;
     ws._remotePort = conn.port;
     if ("data" in opts) ws.data = opts.data as T;
     this.stats.upgraded++;
     this.manager._addSocket(ws, conn.fd, "server", conn.leftover, preface);
   }
+}
+
+/**
+ * Request targets kept by connections, shared when equal: most clients of a server ask
+ * for the same few paths, and each connection keeps its target for its whole life.
+ */
+const targets = new Map<string, string>();
+
+function internTarget(target: string): string {
+  if (target.length > 128) return target;
+  const known = targets.get(target);
+  if (known !== undefined) return known;
+  if (targets.size >= 1024) targets.clear();
+  targets.set(target, target);
+  return target;
 }
 
 /**

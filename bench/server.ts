@@ -10,17 +10,14 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type PollerKind, serve } from "../mod.ts";
+import { parseFlags } from "../examples/flags.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "9001" },
-    hostname: { type: "string", default: "127.0.0.1" },
-    mode: { type: "string", default: "echo" },
-    poller: { type: "string" },
-  },
+const values = parseFlags(Deno.args, {
+  port: "9001",
+  hostname: "127.0.0.1",
+  mode: "echo",
+  poller: "",
 });
 
 if (values.mode !== "echo" && values.mode !== "broadcast") {
@@ -32,7 +29,7 @@ const broadcast = values.mode === "broadcast";
 const server = serve({
   hostname: values.hostname,
   port: Number(values.port),
-  poller: values.poller as PollerKind | undefined,
+  poller: (values.poller || undefined) as PollerKind | undefined,
   backlog: 4096,
   pingInterval: 0,
   idleTimeout: 0,

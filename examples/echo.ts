@@ -9,22 +9,19 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type PollerKind, serve } from "../mod.ts";
+import { parseFlags } from "./flags.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "9001" },
-    hostname: { type: "string", default: "127.0.0.1" },
-    poller: { type: "string" },
-  },
+const values = parseFlags(Deno.args, {
+  port: "9001",
+  hostname: "127.0.0.1",
+  poller: "",
 });
 
 const server = serve({
   hostname: values.hostname,
   port: Number(values.port),
-  poller: values.poller as PollerKind | undefined,
+  poller: (values.poller || undefined) as PollerKind | undefined,
   maxMessageSize: 64 * 1024 * 1024,
   signals: true,
   websocket: {

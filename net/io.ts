@@ -70,14 +70,28 @@ export function sendFrom(fd: number, buf: Uint8Array, length: number): number {
   }
 }
 
+let lastAddress = -1;
+let lastAddressBig = 0n;
+let lastLength = -1;
+let lastLengthBig = 0n;
+
 /**
  * Sends `length` bytes starting at a raw address (an arena whose address was taken once
  * with `Deno.UnsafePointer`): sends a slice of a shared buffer without a subarray per call.
  * The caller keeps the buffer alive and unmoved for the duration of the call.
  */
 export function sendFromAddress(fd: number, address: number, length: number): number {
+  // A broadcast sends the same slice to every connection: reuse its BigInts.
+  if (address !== lastAddress) {
+    lastAddress = address;
+    lastAddressBig = BigInt(address);
+  }
+  if (length !== lastLength) {
+    lastLength = length;
+    lastLengthBig = BigInt(length);
+  }
   for (;;) {
-    const n = sym.sendAddr(fd, BigInt(address), BigInt(length), SEND_FLAGS);
+    const n = sym.sendAddr(fd, lastAddressBig, lastLengthBig, SEND_FLAGS);
     if (n >= 0) return n;
     const e = errno();
     if (e === EAGAIN) return WOULD_BLOCK;

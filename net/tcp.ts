@@ -192,7 +192,7 @@ export class TcpListener {
         lib.sym.setsockopt(fd, c.IPPROTO_TCP, c.TCP_NODELAY, intOpt, 4);
         const a = decodeSockaddr(this.#peerBuf, c);
         if (a !== null) {
-          this.peer.hostname = formatIp(a.address);
+          this.peer.hostname = hostText(a.address);
           this.peer.port = a.port;
         }
         return fd;
@@ -228,6 +228,26 @@ export class TcpListener {
 }
 
 const devNull = new TextEncoder().encode("/dev/null\0");
+
+/**
+ * Peer addresses as text, shared between connections from the same IPv4 address: a
+ * connection keeps its peer's address for its whole life, and thousands of them often
+ * come from a few addresses (proxies, load balancers, NAT).
+ */
+const hostCache = new Map<number, string>();
+const HOST_CACHE_LIMIT = 4096;
+
+function hostText(address: Uint8Array): string {
+  if (address.length !== 4) return formatIp(address);
+  const key = ((address[0] << 24) | (address[1] << 16) | (address[2] << 8) | address[3]) >>> 0;
+  let text = hostCache.get(key);
+  if (text === undefined) {
+    text = formatIp(address);
+    if (hostCache.size >= HOST_CACHE_LIMIT) hostCache.clear();
+    hostCache.set(key, text);
+  }
+  return text;
+}
 
 function openSpare(lib: Libc): number {
   return lib.sym.open(devNull, lib.c.O_RDONLY | lib.c.O_CLOEXEC);
