@@ -278,6 +278,8 @@ async function stopProcess(child: Deno.ChildProcess, exited: () => boolean): Pro
 interface ServerDef {
   name: string;
   ours: boolean;
+  /** Most connections the server can hold (select: below FD_SETSIZE), if limited. */
+  maxConns?: number;
   /** Reason why the server cannot run, or null. */
   unavailable(): string | null;
   command(port: number, mode: Mode): string[];
@@ -343,6 +345,8 @@ function oursDef(poller: "epoll" | "select"): ServerDef {
   return {
     name: `ours-${poller}`,
     ours: true,
+    // select(2) cannot watch descriptors >= FD_SETSIZE (1024); Deno itself holds ~20.
+    maxConns: poller === "select" ? 1000 : undefined,
     unavailable: () => exists(`${BENCH}server.ts`) ? null : "bench/server.ts does not exist yet",
     command: (port, mode) => [
       deno,
@@ -552,6 +556,8 @@ interface Variant {
   title: string;
   serverMode: Mode;
   oursOnly: boolean;
+  /** Connections the scenario opens. */
+  conns(o: Options): number;
   loadgenArgs(o: Options): string[];
   timeoutS(o: Options): number;
   /** Extracts this scenario's metrics from one loadgen result. */
@@ -565,6 +571,7 @@ function echoVariant(size: number, label: string): Variant {
     title: `(a) echo, 100 connections x 1 in flight, ${label} binary`,
     serverMode: "echo",
     oursOnly: false,
+    conns: () => 100,
     loadgenArgs: (o) => [
       "--mode",
       "echo",
@@ -650,6 +657,7 @@ function idleVariant(scenario: "c" | "d"): Variant {
       : "(d) ours: max idle connections + per-connection memory model",
     serverMode: "echo",
     oursOnly: scenario === "d",
+    conns: (o) => scenario === "c" ? o.idleConns : o.maxConns,
     loadgenArgs: (o) => [
       "--mode",
       "idle",
@@ -676,6 +684,7 @@ function variantsFor(o: Options): Variant[] {
         title: "(b) broadcast, 1 publisher x 32 in flight -> 1,000 subscribers, 64 B",
         serverMode: "broadcast",
         oursOnly: false,
+        conns: () => 1001,
         loadgenArgs: (o) => [
           "--mode",
           "broadcast",
@@ -1112,7 +1121,14 @@ async function main(): Promise<void> {
   const variants = variantsFor(o);
 
   for (const v of variants) {
-    const servers = runnable.filter((s) => !v.oursOnly || SERVERS[s].ours);
+    const tooMany = runnable.filter((s) => (SERVERS[s].maxConns ?? Infinity) < v.conns(o));
+    const servers = runnable.filter((s) =>
+      (!v.oursOnly || SERVERS[s].ours) && !tooMany.includes(s)
+    );
+    const skipped = tooMany.length
+      ? `(not run: ${tooMany.join(", ")} cannot hold ${v.conns(o)} connections)`
+      : "";
+    if (skipped) console.log(`\n${skipped}`);
     if (!servers.length) {
       report.push(`\n### ${v.title}\n(no runnable server for this scenario)`);
       continue;
@@ -1149,6 +1165,7 @@ async function main(): Promise<void> {
     );
     summaries.push(...sums);
     report.push(`\n### ${v.title}`, renderVariant(v, sums), ...ratios(v, sums));
+    if (skipped) report.push(skipped);
   }
 
   console.log(`\n## Results (${o.rounds} round(s); median over valid runs, min – max)`);
