@@ -76,13 +76,13 @@ const F_PING_OUTSTANDING = 512;
 
 /** State most connections never need: allocated by the first accessor that stores into it. */
 class Extras<T> {
-  peerCode = 1005;
-  peerReason = "";
-  failReason = "";
-  deadline = 0;
+  peerCode: number = 1005;
+  peerReason: string = "";
+  failReason: string = "";
+  deadline: number = 0;
   topics: Set<string> | null = null;
-  dropped = 0;
-  protocol = "";
+  dropped: number = 0;
+  protocol: string = "";
   events: EventState | null = null;
   lastHandlers: WebSocketHandlers<T> | null = null;
   ownHandlers: WebSocketHandlers<T> | null = null;
@@ -96,7 +96,7 @@ class Extras<T> {
  * manager's `error` handler like any other callback's.
  */
 class EventState {
-  listeners = new Map<string, ListenerEntry[]>();
+  listeners: Map<string, ListenerEntry[]> = new Map();
   onopen: ((ev: Event) => void) | null = null;
   onmessage: ((ev: MessageEvent) => void) | null = null;
   onclose: ((ev: CloseEvent) => void) | null = null;
