@@ -55,6 +55,8 @@ export { createPoller, defaultPollerKind } from "./poller/default.ts";
 export { EpollPoller } from "./poller/epoll.ts";
 export { KqueuePoller } from "./poller/kqueue.ts";
 export { SelectPoller } from "./poller/select.ts";
+export { BasePoller } from "./poller/base.ts";
+export { Registry } from "./poller/registry.ts";
 export type { NetAddr } from "./net/tcp.ts";
 export { CloseCode, CloseCodeError } from "./protocol/close_codes.ts";
 export { HandshakeError, type HandshakeErrorCode } from "./protocol/handshake.ts";

@@ -24,16 +24,9 @@ import {
   TIMESPEC_SIZE,
 } from "../ffi/layout.ts";
 import { type Libc, libc } from "../ffi/libc.ts";
-import { clampTimeout } from "./epoll.ts";
-import {
-  type Events,
-  Interest,
-  type InterestSet,
-  type Poller,
-  PollerError,
-  Ready,
-} from "./poller.ts";
-import { Registry } from "./registry.ts";
+import { BasePoller, clampTimeout } from "./base.ts";
+import { type Events, Interest, type InterestSet, PollerError, Ready } from "./poller.ts";
+import type { Registry } from "./registry.ts";
 
 type BsdSymbols = NonNullable<Libc["bsd"]>;
 
@@ -359,12 +352,11 @@ export function decodeKevents(
  * poller.close();
  * ```
  */
-export class KqueuePoller implements Poller {
+export class KqueuePoller extends BasePoller {
   /** Always `"kqueue"`. */
   readonly kind = "kqueue" as const;
   readonly #lib: Libc;
   readonly #sym: BsdSymbols;
-  readonly #registry = new Registry();
   readonly #layout: KeventLayout;
   readonly #userFilter: number;
   readonly #kq: number;
@@ -385,13 +377,10 @@ export class KqueuePoller implements Poller {
   #syncView = new DataView(this.#syncBuf.buffer);
   #asyncBuf = new Uint8Array(0);
   #asyncView = new DataView(this.#asyncBuf.buffer);
-  #woken = false;
-  #pending = false;
-  #closed = false;
-  #released = false;
 
   /** Creates the kqueue and its EVFILT_USER wake-up event. Needs `--allow-ffi`. */
   constructor() {
+    super("kevent");
     this.#lib = libc();
     const sym = this.#lib.bsd;
     if (sym === null) {
@@ -448,65 +437,39 @@ export class KqueuePoller implements Poller {
     });
   }
 
-  /** True once {@link KqueuePoller.close} was called. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Number of registered descriptors. */
-  get size(): number {
-    return this.#registry.size;
-  }
-
-  /** Starts watching `fd`; see {@link Poller.register}. */
-  register(fd: number, token: number, interest: InterestSet): void {
-    this.#assertOpen();
-    const reg = this.#registry;
-    const gen = reg.add(fd, token, interest);
-    const err = this.#apply(fd, gen, 0, interest);
+  /** Adds the filters of `interest`; see {@link BasePoller.addWatch}. */
+  protected override addWatch(fd: number, generation: number, interest: InterestSet): void {
+    const err = this.#apply(fd, generation, 0, interest);
     if (err !== 0) {
       // A filter added before the one that failed must not outlive the registration.
-      this.#apply(fd, gen, interest & ~this.#receipt.failedAdds, 0);
-      reg.remove(fd);
+      this.#apply(fd, generation, interest & ~this.#receipt.failedAdds, 0);
       throw new SyscallError("kevent", err, `register fd ${fd}`);
     }
   }
 
-  /** Changes the interest (and token) of `fd`; see {@link Poller.modify}. */
-  modify(fd: number, token: number, interest: InterestSet): void {
-    this.#assertOpen();
-    const reg = this.#registry;
-    const prev = reg.interest[fd];
-    const gen = reg.update(fd, token, interest);
-    if (prev === interest) return;
-    const err = this.#apply(fd, gen, prev, interest);
+  /** Adds and deletes filters; see {@link BasePoller.changeWatch}. */
+  protected override changeWatch(
+    fd: number,
+    generation: number,
+    prev: InterestSet,
+    next: InterestSet,
+  ): void {
+    const err = this.#apply(fd, generation, prev, next);
     if (err !== 0) {
       // Record what the kernel really watches, so a later modify computes the right diff.
-      reg.interest[fd] = interest & ~this.#receipt.failedAdds;
+      this.registry.interest[fd] = next & ~this.#receipt.failedAdds;
       throw new SyscallError("kevent", err, `modify fd ${fd}`);
     }
   }
 
-  /** Stops watching `fd`; see {@link Poller.unregister}. */
-  unregister(fd: number): void {
-    const reg = this.#registry;
-    if (!reg.has(fd)) return;
-    const prev = reg.interest[fd];
-    const gen = reg.gen[fd];
-    reg.remove(fd);
-    if (this.#released) return;
+  /** Deletes the filters of `prev`; see {@link BasePoller.dropWatch}. */
+  protected override dropWatch(fd: number, generation: number, prev: InterestSet): void {
     // Errors mean the descriptor was already closed, which removed its knotes.
-    this.#apply(fd, gen, prev, 0);
+    this.#apply(fd, generation, prev, 0);
   }
 
-  /** True when `fd` is registered. */
-  has(fd: number): boolean {
-    return this.#registry.has(fd);
-  }
-
-  /** Fills `events` with what is ready now; see {@link Poller.pollNow}. */
-  pollNow(events: Events): number {
-    this.#assertOpen();
+  /** kevent with a zero timeout; see {@link BasePoller.pollReady}. */
+  protected override pollReady(events: Events): number {
     const bytes = events.capacity * this.#layout.size;
     if (this.#syncBuf.length < bytes) {
       this.#syncBuf = new Uint8Array(bytes);
@@ -520,25 +483,11 @@ export class KqueuePoller implements Poller {
       events.capacity,
       this.#zeroTimeout,
     );
-    if (n < 0) {
-      const e = errno();
-      if (e === this.#lib.c.errno.EINTR) {
-        events.length = 0;
-        return 0;
-      }
-      throw new SyscallError("kevent", e);
-    }
-    return this.#decode(this.#syncView, n, events);
+    return n < 0 ? n : this.#decode(this.#syncView, n, events);
   }
 
-  /** Waits for readiness; see {@link Poller.wait}. */
-  async wait(events: Events, timeoutMs: number): Promise<number> {
-    // Checked before pollNow: a sync kevent now could steal the wake-up meant for the
-    // pending wait (EV_CLEAR delivers it once).
-    if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
-    this.#woken = false;
-    const now = this.pollNow(events);
-    if (now > 0 || timeoutMs === 0 || this.#woken) return now;
+  /** kevent on a worker thread; see {@link BasePoller.waitBlocking}. */
+  protected override waitBlocking(events: Events, timeoutMs: number): Promise<number> {
     const bytes = events.capacity * this.#layout.size;
     if (this.#asyncBuf.length < bytes) {
       this.#asyncBuf = new Uint8Array(bytes);
@@ -550,57 +499,23 @@ export class KqueuePoller implements Poller {
       encodeTimespec(this.#asyncTimeoutView, ms);
       timeout = this.#asyncTimeout;
     }
-    this.#pending = true;
-    let n: number;
-    try {
-      n = await this.#sym.keventBlocking(
-        this.#kq,
-        null,
-        0,
-        this.#asyncBuf,
-        events.capacity,
-        timeout,
-      );
-    } finally {
-      this.#pending = false;
-    }
-    if (this.#closed) {
-      this.#release();
-      events.length = 0;
-      return 0;
-    }
-    // errno of a call on a worker thread cannot be read here; -1 is almost always EINTR
-    // and the caller simply waits again.
-    if (n <= 0) {
-      events.length = 0;
-      return 0;
-    }
+    return this.#sym.keventBlocking(this.#kq, null, 0, this.#asyncBuf, events.capacity, timeout);
+  }
+
+  /** Decodes the worker-thread event list; see {@link BasePoller.decodeBlocking}. */
+  protected override decodeBlocking(n: number, events: Events): number {
     return this.#decode(this.#asyncView, n, events);
   }
 
-  /** Interrupts a pending wait (or makes the next one return at once); see {@link Poller.wake}. */
-  wake(): void {
-    if (this.#released) return;
+  /** Triggers the EVFILT_USER event; see {@link BasePoller.signalWake}. */
+  protected override signalWake(): void {
     // An error here can only mean the kqueue is gone, and then nobody is waiting on it.
     this.#sym.kevent(this.#kq, this.#wakeChange, 1, this.#wakeReceipt, 1, this.#zeroTimeout);
   }
 
-  /** Closes the poller; see {@link Poller.close}. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#pending) this.wake();
-    else this.#release();
-  }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
+  /** Closes the kqueue, which drops every knote; see {@link BasePoller.releaseKernel}. */
+  protected override releaseKernel(): void {
     this.#lib.sym.close(this.#kq);
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new PollerError("CLOSED", "the poller is closed");
   }
 
   /**
@@ -633,19 +548,19 @@ export class KqueuePoller implements Poller {
   }
 
   #decode(view: DataView, n: number, events: Events): number {
-    const live = this.#registry.live.length;
+    const live = this.registry.live.length;
     if (this.#slots.length < live) this.#slots = new Int32Array(live);
     const woken = decodeKevents(
       view,
       n,
       this.#layout,
       this.#userFilter,
-      this.#registry,
+      this.registry,
       events,
       this.#slots,
       this.#scratch,
     );
-    if (woken) this.#woken = true;
+    if (woken) this.noteWake();
     return events.length;
   }
 }

@@ -11,7 +11,20 @@
 
 import { PollerError } from "./poller.ts";
 
-/** Growable arrays indexed by descriptor number. */
+/**
+ * Growable arrays indexed by descriptor number, allocated once per growth so that looking
+ * up an event's registration costs no allocation.
+ *
+ * @example A reused descriptor number does not match the old registration
+ * ```ts
+ * import { Registry } from "./registry.ts";
+ * const registry = new Registry();
+ * const old = registry.add(5, 1, 1);
+ * registry.remove(5);
+ * registry.add(5, 2, 1);
+ * console.log(registry.current(5, old)); // false
+ * ```
+ */
 export class Registry {
   /** Generation of the current registration of each fd (0 = never registered). */
   gen: Uint32Array = new Uint32Array(64);

@@ -6,18 +6,11 @@
  * @module
  */
 
-import { errno, fail, SyscallError } from "../ffi/errno.ts";
+import { fail } from "../ffi/errno.ts";
 import { encodeTimeval, fdClr, fdIsSet, fdSet, fdSetBytes, TIMEVAL_SIZE } from "../ffi/layout.ts";
 import { type Libc, libc } from "../ffi/libc.ts";
-import {
-  type Events,
-  Interest,
-  type InterestSet,
-  type Poller,
-  PollerError,
-  Ready,
-} from "./poller.ts";
-import { Registry } from "./registry.ts";
+import { BasePoller } from "./base.ts";
+import { type Events, Interest, type InterestSet, PollerError, Ready } from "./poller.ts";
 
 /** The buffers one select() call writes into: never shared between a pending and a sync call. */
 class SelectCall {
@@ -47,11 +40,10 @@ class SelectCall {
  * poller.close();
  * ```
  */
-export class SelectPoller implements Poller {
+export class SelectPoller extends BasePoller {
   /** Always `"select"`. */
   readonly kind = "select" as const;
   readonly #lib: Libc;
-  readonly #registry = new Registry();
   readonly #setSize: number;
   readonly #readSet: Uint8Array;
   readonly #writeSet: Uint8Array;
@@ -62,13 +54,10 @@ export class SelectPoller implements Poller {
   readonly #wakeByte = new Uint8Array([1]);
   readonly #drain = new Uint8Array(64);
   #maxFd: number;
-  #pending = false;
-  #woken = false;
-  #closed = false;
-  #released = false;
 
   /** Creates the poller and its wake-up pipe. Needs `--allow-ffi`. */
   constructor() {
+    super("select");
     this.#lib = libc();
     const c = this.#lib.c;
     this.#setSize = c.FD_SETSIZE;
@@ -101,49 +90,44 @@ export class SelectPoller implements Poller {
     this.#maxFd = this.#wakeRead;
   }
 
-  /** True once {@link SelectPoller.close} was called. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Number of registered descriptors. */
-  get size(): number {
-    return this.#registry.size;
-  }
-
   /** Starts watching `fd`; descriptors >= FD_SETSIZE are refused (`"FD_SETSIZE"`). */
-  register(fd: number, token: number, interest: InterestSet): void {
-    this.#assertOpen();
+  override register(fd: number, token: number, interest: InterestSet): void {
+    // Closed first, as every poller reports it, then the limit: before the registry grows.
+    this.assertOpen();
     if (fd >= this.#setSize) {
       throw new PollerError(
         "FD_SETSIZE",
         `select cannot watch descriptor ${fd}: FD_SETSIZE is ${this.#setSize}; use epoll or kqueue`,
       );
     }
-    this.#registry.add(fd, token, interest);
+    super.register(fd, token, interest);
+  }
+
+  /** Sets the bits of `fd` in the master sets; see {@link BasePoller.addWatch}. */
+  protected override addWatch(fd: number, _generation: number, interest: InterestSet): void {
     this.#apply(fd, interest);
     if (fd > this.#maxFd) this.#maxFd = fd;
     this.#changed();
   }
 
-  /** Changes the interest of `fd`. */
-  modify(fd: number, token: number, interest: InterestSet): void {
-    this.#assertOpen();
-    const prev = this.#registry.interest[fd];
-    this.#registry.update(fd, token, interest);
-    if (prev === interest) return;
-    this.#apply(fd, interest);
+  /** Updates the bits of `fd` in the master sets; see {@link BasePoller.changeWatch}. */
+  protected override changeWatch(
+    fd: number,
+    _generation: number,
+    _prev: InterestSet,
+    next: InterestSet,
+  ): void {
+    this.#apply(fd, next);
     this.#changed();
   }
 
-  /** Stops watching `fd`. */
-  unregister(fd: number): void {
-    if (!this.#registry.remove(fd)) return;
+  /** Clears the bits of `fd` in the master sets; see {@link BasePoller.dropWatch}. */
+  protected override dropWatch(fd: number, _generation: number, _prev: InterestSet): void {
     fdClr(this.#readSet, fd);
     fdClr(this.#writeSet, fd);
     if (fd === this.#maxFd) {
       let m = this.#wakeRead;
-      const live = this.#registry.live;
+      const live = this.registry.live;
       for (let i = fd - 1; i > m; i--) {
         if (live[i]) {
           m = i;
@@ -157,14 +141,8 @@ export class SelectPoller implements Poller {
     this.#changed();
   }
 
-  /** True when `fd` is registered. */
-  has(fd: number): boolean {
-    return this.#registry.has(fd);
-  }
-
-  /** Fills `events` with what is ready now. */
-  pollNow(events: Events): number {
-    this.#assertOpen();
+  /** select() with a zero timeout on copies of the sets; see {@link BasePoller.pollReady}. */
+  protected override pollReady(events: Events): number {
     const call = this.#sync;
     this.#prepare(call, 0);
     const n = this.#lib.sym.select(
@@ -174,78 +152,42 @@ export class SelectPoller implements Poller {
       call.except,
       call.timeval,
     );
-    if (n < 0) {
-      const e = errno();
-      if (e === this.#lib.c.errno.EINTR) {
-        events.length = 0;
-        return 0;
-      }
-      throw new SyscallError("select", e);
-    }
-    return n === 0 ? (events.length = 0) : this.#decode(call, events);
-  }
-
-  /** Waits for readiness; see {@link Poller.wait}. */
-  async wait(events: Events, timeoutMs: number): Promise<number> {
-    if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
-    if (Number.isNaN(timeoutMs)) {
-      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
-    }
-    // A wake() made before this wait ends it at once, as it would a pending one.
-    this.#woken = false;
-    const now = this.pollNow(events);
-    if (now > 0 || timeoutMs === 0 || this.#woken) return now;
-    const call = this.#async;
-    this.#prepare(call, timeoutMs);
-    this.#pending = true;
-    let n: number;
-    try {
-      n = await this.#lib.sym.selectBlocking(
-        this.#maxFd + 1,
-        call.read,
-        call.write,
-        call.except,
-        timeoutMs < 0 || !Number.isFinite(timeoutMs) ? null : call.timeval,
-      );
-    } finally {
-      this.#pending = false;
-    }
-    if (this.#closed) {
-      this.#release();
-      events.length = 0;
-      return 0;
-    }
     if (n <= 0) {
-      events.length = 0;
-      return 0;
+      // Negative: errno is read by the caller, so nothing else may run first.
+      if (n === 0) events.length = 0;
+      return n;
     }
     return this.#decode(call, events);
   }
 
-  /** Interrupts a pending wait. */
-  wake(): void {
-    if (this.#released) return;
+  /** select() on a worker thread; see {@link BasePoller.waitBlocking}. */
+  protected override waitBlocking(_events: Events, timeoutMs: number): Promise<number> {
+    const call = this.#async;
+    this.#prepare(call, timeoutMs);
+    return this.#lib.sym.selectBlocking(
+      this.#maxFd + 1,
+      call.read,
+      call.write,
+      call.except,
+      timeoutMs < 0 || !Number.isFinite(timeoutMs) ? null : call.timeval,
+    );
+  }
+
+  /** Decodes the worker-thread sets; see {@link BasePoller.decodeBlocking}. */
+  protected override decodeBlocking(_n: number, events: Events): number {
+    return this.#decode(this.#async, events);
+  }
+
+  /** Writes a byte to the wake pipe; see {@link BasePoller.signalWake}. */
+  protected override signalWake(): void {
     // EAGAIN: the pipe is full, so a wake is already pending.
     this.#lib.sym.write(this.#wakeWrite, this.#wakeByte, 1n);
   }
 
-  /** Closes the poller; see {@link Poller.close}. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#pending) this.wake();
-    else this.#release();
-  }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
+  /** Closes both ends of the wake pipe; see {@link BasePoller.releaseKernel}. */
+  protected override releaseKernel(): void {
     this.#lib.sym.close(this.#wakeRead);
     this.#lib.sym.close(this.#wakeWrite);
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new PollerError("CLOSED", "the poller is closed");
   }
 
   #apply(fd: number, interest: InterestSet): void {
@@ -255,8 +197,9 @@ export class SelectPoller implements Poller {
     else fdClr(this.#writeSet, fd);
   }
 
+  /** A pending select() works on copies of the sets: it sees a change only once woken. */
   #changed(): void {
-    if (this.#pending) this.wake();
+    if (this.pending) this.wake();
   }
 
   #prepare(call: SelectCall, timeoutMs: number): void {
@@ -266,17 +209,17 @@ export class SelectPoller implements Poller {
     // Pending errors show up as readable/writable; exceptfds only reports TCP urgent data.
     call.except.fill(0, 0, bytes);
     encodeTimeval(call.timevalView, Math.max(0, timeoutMs));
-    call.generationLimit = this.#registry.nextGeneration;
+    call.generationLimit = this.registry.nextGeneration;
   }
 
   #decode(call: SelectCall, events: Events): number {
     events.length = 0;
-    const reg = this.#registry;
+    const reg = this.registry;
     const last = this.#maxFd;
     const r = call.read;
     const w = call.write;
     if (fdIsSet(r, this.#wakeRead)) {
-      this.#woken = true;
+      this.noteWake();
       while (this.#lib.sym.read(this.#wakeRead, this.#drain, 64n) > 0) { /* drain */ }
     }
     for (let byte = 0; byte <= last >> 3; byte++) {
