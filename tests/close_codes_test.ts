@@ -9,10 +9,14 @@ import {
   MAX_CLOSE_REASON_BYTES,
 } from "../protocol/close_codes.ts";
 import { FdwsError } from "../errors.ts";
+import { onWire } from "./fixtures/close_codes.ts";
 
-/** RFC 6455 §7.4 + IANA registry, as ranges of codes that may appear on the wire. */
-const WIRE_RANGES: [number, number][] = [[1000, 1003], [1007, 1014], [3000, 4999]];
-const onWire = (code: number) => WIRE_RANGES.some(([lo, hi]) => code >= lo && code <= hi);
+/** Asserts that `predicate` agrees with the wire table on every code 0..5100. */
+function assertWireTable(predicate: (code: number) => boolean): void {
+  for (let code = 0; code <= 5100; code++) {
+    assert.equal(predicate(code), onWire(code), `${code}`);
+  }
+}
 
 Deno.test("close codes: named constants", () => {
   assert.deepStrictEqual({ ...CloseCode }, {
@@ -36,11 +40,7 @@ Deno.test("close codes: named constants", () => {
 });
 
 Deno.test("close codes: isValidReceivedCloseCode over 0..5100", async (t) => {
-  await t.step("exhaustive table", () => {
-    for (let code = 0; code <= 5100; code++) {
-      assert.equal(isValidReceivedCloseCode(code), onWire(code), `${code}`);
-    }
-  });
+  await t.step("exhaustive table", () => assertWireTable(isValidReceivedCloseCode));
   await t.step("boundaries named in the RFC", () => {
     const invalid = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1999, 2000, 2999, 5000, 5001, 65535];
     for (const code of invalid) assert.equal(isValidReceivedCloseCode(code), false, `${code}`);
@@ -77,9 +77,7 @@ Deno.test("close codes: isValidReceivedCloseCode over 0..5100", async (t) => {
 
 Deno.test("close codes: sendable codes over 0..5100", async (t) => {
   await t.step("isSendableCloseCode matches the wire table", () => {
-    for (let code = 0; code <= 5100; code++) {
-      assert.equal(isSendableCloseCode(code), onWire(code), `${code}`);
-    }
+    assertWireTable(isSendableCloseCode);
     assert.equal(isSendableCloseCode(1000.5), false);
   });
   await t.step("assertSendableCloseCode throws a typed INVALID_CLOSE_CODE error", () => {

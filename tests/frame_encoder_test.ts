@@ -14,12 +14,7 @@ import {
 } from "../protocol/frame_encoder.ts";
 import { CloseCodeError } from "../protocol/close_codes.ts";
 import { FdwsError } from "../errors.ts";
-
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
-const hex = (text: string): Uint8Array =>
-  Uint8Array.from(text.replace(/\s+/g, "").match(/../g) ?? [], (h) => parseInt(h, 16));
-const toHex = (bytes: Uint8Array): string =>
-  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+import { filled, hex, toHex, utf8 } from "./fixtures/bytes.ts";
 
 interface Decoded {
   fin: boolean;
@@ -79,18 +74,6 @@ function isEncodeError(code: string): (err: unknown) => boolean {
 
 function isCloseError(code: string): (err: unknown) => boolean {
   return (err) => err instanceof CloseCodeError && err instanceof FdwsError && err.code === code;
-}
-
-function filled(length: number, seed = length): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed | 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x;
-  }
-  return out;
 }
 
 /** A standalone buffer: byte offset 0 and exactly as long as its ArrayBuffer. */
@@ -358,18 +341,12 @@ Deno.test("encoder: encodeFrame", async (t) => {
     for (const opcode of [0x8, 0x9, 0xa]) {
       assert.equal(encodeFrame(opcode, filled(125)).length, 127);
       assert.equal(encodeFrame(opcode, "x".repeat(125)).length, 127);
-      assert.throws(
-        () => encodeFrame(opcode, filled(126)),
-        isEncodeError("CONTROL_PAYLOAD_TOO_LARGE"),
-      );
-      assert.throws(
-        () => encodeFrame(opcode, "€".repeat(42)),
-        isEncodeError("CONTROL_PAYLOAD_TOO_LARGE"),
-      );
-      assert.throws(
-        () => encodeFrame(opcode, "x".repeat(50_000)),
-        isEncodeError("CONTROL_PAYLOAD_TOO_LARGE"),
-      );
+      for (const payload of [filled(126), "€".repeat(42), "x".repeat(50_000)]) {
+        assert.throws(
+          () => encodeFrame(opcode, payload),
+          isEncodeError("CONTROL_PAYLOAD_TOO_LARGE"),
+        );
+      }
       assert.throws(
         () => encodeFrame(opcode, "", { fin: false }),
         isEncodeError("FRAGMENTED_CONTROL_FRAME"),

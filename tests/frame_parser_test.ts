@@ -12,6 +12,9 @@ import {
 } from "../protocol/frame_parser.ts";
 import { encodeCloseFrame, encodeFrame, encodeMessage } from "../protocol/frame_encoder.ts";
 import { FdwsError } from "../errors.ts";
+import { concat, filled, hex, utf8 } from "./fixtures/bytes.ts";
+import { mulberry32 } from "./fixtures/chunking.ts";
+import { onWire } from "./fixtures/close_codes.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -111,17 +114,6 @@ function sameEvents(a: readonly Event[], b: readonly Event[]): boolean {
     }
   }
   return true;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Random chunk sizes summing to `total`: mostly tiny, sometimes up to `largest`. */
@@ -231,20 +223,6 @@ function expectEvents(
   assertEvents(feed(bytes, options, config), expected);
 }
 
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
-const hex = (text: string): Uint8Array =>
-  Uint8Array.from(text.replace(/\s+/g, "").match(/../g) ?? [], (h) => parseInt(h, 16));
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const part of parts) {
-    out.set(part, o);
-    o += part.length;
-  }
-  return out;
-}
-
 interface FrameSpec {
   fin?: boolean;
   /** RSV bits as a 3-bit number (RSV1 = 4). */
@@ -297,20 +275,19 @@ function peerFrame(
   return frame(opcode, payload, { mask: options.role === "server", ...spec });
 }
 
+/** {@link peerFrame} for one role. */
+function peerFramer(
+  options: FrameParserOptions,
+): (
+  opcode: number,
+  payload?: Uint8Array | string | readonly number[],
+  spec?: FrameSpec,
+) => Uint8Array {
+  return (opcode, payload = [], spec = {}) => peerFrame(options, opcode, payload, spec);
+}
+
 const ROLES = [SERVER, CLIENT] as const;
 const roleName = (options: FrameParserOptions) => options.role;
-
-function filled(length: number, seed = length): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed | 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x;
-  }
-  return out;
-}
 
 function asciiText(length: number): string {
   let text = "";
@@ -536,8 +513,7 @@ Deno.test("parser: reserved opcodes fail with 1002", async (t) => {
 
 Deno.test("parser: control frame rules", async (t) => {
   for (const options of ROLES) {
-    const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-      peerFrame(options, op, p, s);
+    const f = peerFramer(options);
     await t.step(`${roleName(options)}: pings and pongs of 0, 1 and 125 bytes`, () => {
       for (const length of [0, 1, 2, 124, 125]) {
         const data = filled(length);
@@ -615,8 +591,7 @@ Deno.test("parser: mask bit must match the role", async (t) => {
 
 Deno.test("parser: fragmentation", async (t) => {
   for (const options of ROLES) {
-    const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-      peerFrame(options, op, p, s);
+    const f = peerFramer(options);
     const r = roleName(options);
     await t.step(`${r}: text and binary in 2, 3 and many fragments`, () => {
       expectEvents(
@@ -746,8 +721,7 @@ Deno.test("parser: fragmentation", async (t) => {
 
 Deno.test("parser: close frames", async (t) => {
   for (const options of ROLES) {
-    const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-      peerFrame(options, op, p, s);
+    const f = peerFramer(options);
     const r = roleName(options);
     await t.step(`${r}: empty payload reports 1005 and ""`, () => {
       expectEvents(f(0x8), [close(1005)], options);
@@ -789,18 +763,15 @@ Deno.test("parser: close frames", async (t) => {
       expectEvents(concat(f(0x8), hex("ff ff ff ff")), [close(1005)], options);
     });
     await t.step(`${r}: every close code 0..5100 (and 65535)`, () => {
-      const valid = (code: number) =>
-        (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-        (code >= 3000 && code <= 4999);
       for (let code = 0; code <= 5100; code++) {
         const bytes = f(0x8, [code >> 8, code & 0xff, 0x6f, 0x6b]);
-        const expected = valid(code) ? close(code, "ok") : fail(1002);
+        const expected = onWire(code) ? close(code, "ok") : fail(1002);
         assertEvents(run(bytes, [bytes.length], options).events, [expected], `${code}`);
       }
       for (const code of [999, 1000, 1004, 1005, 1006, 1014, 1015, 2999, 3000, 4999, 5000]) {
         expectEvents(
           f(0x8, [code >> 8, code & 0xff]),
-          [valid(code) ? close(code) : fail(1002)],
+          [onWire(code) ? close(code) : fail(1002)],
           options,
         );
       }
@@ -811,8 +782,7 @@ Deno.test("parser: close frames", async (t) => {
 
 Deno.test("parser: nothing is dispatched after a failure", () => {
   for (const options of ROLES) {
-    const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-      peerFrame(options, op, p, s);
+    const f = peerFramer(options);
     expectEvents(
       concat(f(0x1, "ok"), f(0x3), f(0x1, "never"), f(0x8)),
       [msg("ok"), fail(1002)],
@@ -832,8 +802,7 @@ Deno.test("parser: nothing is dispatched after a failure", () => {
 Deno.test("parser: maxMessageSize", async (t) => {
   for (const options of ROLES) {
     const r = roleName(options);
-    const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-      peerFrame(options, op, p, s);
+    const f = peerFramer(options);
     for (const limit of [0, 1, 125, 126, 1000, 65535, 65536, 100_000]) {
       const limited = { ...options, maxMessageSize: limit };
       await t.step(`${r}: limit ${limit}: exactly the limit passes, one more fails`, () => {
@@ -885,8 +854,7 @@ Deno.test("parser: maxMessageSize", async (t) => {
 Deno.test("parser: maxFragments", async (t) => {
   for (const options of ROLES) {
     const r = roleName(options);
-    const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-      peerFrame(options, op, p, s);
+    const f = peerFramer(options);
     const fragments = (n: number) => {
       const parts: Uint8Array[] = [];
       for (let i = 0; i < n; i++) parts.push(f(i === 0 ? 0x1 : 0, "x", { fin: i === n - 1 }));
@@ -1145,7 +1113,7 @@ Deno.test("parser: UTF-8 test set (Markus Kuhn / Autobahn 6.x)", async (t) => {
       const bytes = hex(hexText);
       const expected = valid ? [msg(strictDecoder.decode(bytes))] : [fail(1007)];
       for (const options of ROLES) {
-        const f = (op: number, p: Uint8Array, s: FrameSpec = {}) => peerFrame(options, op, p, s);
+        const f = peerFramer(options);
         // One frame.
         expectEvents(f(0x1, bytes), expected, options);
         // Two fragments split at every byte position.
@@ -1550,8 +1518,7 @@ Deno.test("parser: without limits, oversized messages still fail cleanly with 10
 });
 
 Deno.test("parser: Autobahn-style scenarios (cases 1-7, 9, 10)", async (t) => {
-  const f = (op: number, p: Uint8Array | string | number[] = [], s: FrameSpec = {}) =>
-    frame(op, p, s);
+  const f = frame;
   await t.step("1.x: text and binary of 0..65536 bytes", () => {
     for (const length of [0, 125, 126, 127, 128, 65535, 65536]) {
       const cfg = { bytewise: length < 200, seeds: 1 };

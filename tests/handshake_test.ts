@@ -20,119 +20,46 @@ import {
 import { HttpRequestParser, ParsedRequest } from "../protocol/http_request.ts";
 import { HttpResponseParser, type ParsedResponse } from "../protocol/http_response.ts";
 
+import {
+  feedEveryChunking,
+  headOutcome,
+  type HeadResult,
+  type PushParser,
+  pushWhole,
+} from "./fixtures/chunking.ts";
+import { latin1 } from "./fixtures/bytes.ts";
+
 // ---------------------------------------------------------------------------------------
-// Feeding harness (same scheme as http_request_test.ts): whole, bytewise and seeded random
-// chunkings, each chunk placed between guard bytes; every run must agree.
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function chunkings(length: number, seed: number): Array<{ name: string; sizes: number[] }> {
-  const out = [
-    { name: "whole", sizes: [length] },
-    { name: "bytewise", sizes: Array<number>(length).fill(1) },
-  ];
-  for (let k = 0; k < 6; k++) {
-    const s = seed * 1000 + k;
-    const rand = mulberry32(s);
-    const max = 1 + Math.floor(rand() * 40);
-    const sizes: number[] = [];
-    for (let left = length; left > 0;) {
-      const n = Math.min(left, 1 + Math.floor(rand() * max));
-      sizes.push(n);
-      left -= n;
-    }
-    out.push({ name: `random(seed=${s})`, sizes });
-  }
-  return out;
-}
-
-type Result<T> =
-  | { kind: "incomplete" }
-  | { kind: "complete"; consumed: number; value: T }
-  | { kind: "error"; message: string };
-
-interface Parser<T> {
-  push(buf: Uint8Array, start: number, end: number): Result<T>;
-}
+// Feeding harness (tests/fixtures/chunking.ts): whole, bytewise and seeded random chunkings,
+// each chunk after random LF guard bytes and before three more; every run must agree.
 
 let seedCounter = 1;
 
-/** Parses in every chunking; returns the head and the absolute index where it ended. */
-function parseEvery<T>(make: () => Parser<T>, bytes: Uint8Array): { value: T; end: number } {
-  const seed = seedCounter++;
-  let first: string | null = null;
-  let found: { value: T; end: number } | null = null;
-  for (const c of chunkings(bytes.length, seed)) {
-    const parser = make();
-    const rand = mulberry32(seed);
-    let offset = 0;
-    let outcome = "incomplete";
-    for (const size of c.sizes) {
-      const pre = Math.floor(rand() * 4);
-      const buf = new Uint8Array(pre + size + 3).fill(0x0a);
-      buf.set(bytes.subarray(offset, offset + size), pre);
-      const r = parser.push(buf, pre, pre + size);
-      if (r.kind === "complete") {
-        found = { value: r.value, end: offset + r.consumed };
-        outcome = JSON.stringify(["complete", offset + r.consumed, r.value]);
-        break;
-      }
-      if (r.kind === "error") {
-        outcome = JSON.stringify(["error", r.message]);
-        break;
-      }
-      offset += size;
-    }
-    if (first === null) first = outcome;
-    else assert.equal(outcome, first, `chunking ${c.name} disagrees`);
-  }
-  assert.ok(found !== null, `head did not parse: ${first}`);
-  return found;
+/** Parses a head in every chunking; returns what `head` picks out of it and the index after it. */
+function parseEvery<R extends HeadResult, T>(
+  newParser: () => PushParser<R>,
+  head: (result: Extract<R, { kind: "complete" }>) => T,
+  bytes: Uint8Array,
+): { value: T; end: number } {
+  const { view } = feedEveryChunking(
+    bytes,
+    seedCounter++,
+    newParser,
+    (fed) => headOutcome(fed, (r) => ({ value: head(r) }), (r) => r),
+    { fill: 0x0a, after: 3 },
+  );
+  assert.ok(view.kind === "complete", `head did not parse: ${JSON.stringify(view)}`);
+  return { value: view.value, end: view.end };
 }
 
-function requestParser(): Parser<ParsedRequest> {
-  const p = new HttpRequestParser();
-  return {
-    push(buf, start, end) {
-      const r = p.push(buf, start, end);
-      return r.kind === "complete"
-        ? { kind: "complete", consumed: r.consumed, value: r.request }
-        : r.kind === "error"
-        ? { kind: "error", message: `${r.status} ${r.message}` }
-        : r;
-    },
-  };
-}
+const parseRequest = (bytes: Uint8Array): { value: ParsedRequest; end: number } =>
+  parseEvery(() => new HttpRequestParser(), (r) => r.request, bytes);
 
-function responseParser(): Parser<ParsedResponse> {
-  const p = new HttpResponseParser();
-  return {
-    push(buf, start, end) {
-      const r = p.push(buf, start, end);
-      return r.kind === "complete"
-        ? { kind: "complete", consumed: r.consumed, value: r.response }
-        : r.kind === "error"
-        ? { kind: "error", message: r.message }
-        : r;
-    },
-  };
-}
+const parseResponse = (bytes: Uint8Array): { value: ParsedResponse; end: number } =>
+  parseEvery(() => new HttpResponseParser(), (r) => r.response, bytes);
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function latin1(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
 
 function text(bytes: Uint8Array): string {
   return String.fromCharCode(...bytes);
@@ -179,7 +106,7 @@ function upgradeRequest(
 
 /** Parses `raw` in every chunking, then validates it. */
 function validate(raw: string): UpgradeResult {
-  return validateUpgrade(parseEvery(requestParser, latin1(raw)).value);
+  return validateUpgrade(parseRequest(latin1(raw)).value);
 }
 
 function expectReject(raw: string, status: number, message?: RegExp): UpgradeResult {
@@ -391,13 +318,13 @@ Deno.test("validateUpgrade: rejected handshakes", async (t) => {
 
   await t.step("duplicate Host is refused by the parser", () => {
     const raw = upgradeRequest({}, ["Host: other"]);
-    const r = new HttpRequestParser().push(latin1(raw), 0, raw.length);
+    const r = pushWhole(new HttpRequestParser(), raw);
     assert.deepEqual(r, { kind: "error", status: 400, message: "more than one Host header field" });
   });
 
   await t.step("no Host is refused by the parser", () => {
     const raw = upgradeRequest({ host: null });
-    const r = new HttpRequestParser().push(latin1(raw), 0, raw.length);
+    const r = pushWhole(new HttpRequestParser(), raw);
     assert.equal(r.kind === "error" && r.status, 400);
   });
 
@@ -485,7 +412,7 @@ Deno.test("validateUpgrade: rejected handshakes", async (t) => {
     const r = expectReject(upgradeRequest({ version: "Sec-WebSocket-Version: 8" }), 426);
     if (r.ok) return;
     const bytes = buildErrorResponse(r.status, { headers: r.headers, body: r.message, date: null });
-    const res = parseEvery(responseParser, bytes).value;
+    const res = parseResponse(bytes).value;
     assert.equal(res.status, 426);
     assert.equal(res.reason, "Upgrade Required");
     assert.equal(res.get("sec-websocket-version"), "13");
@@ -685,7 +612,7 @@ Deno.test("buildErrorResponse", async (t) => {
   await t.step("every response parses back, in every chunking", () => {
     for (const status of [400, 403, 404, 405, 426, 431, 500, 503, 505]) {
       const bytes = buildErrorResponse(status, { date: null });
-      const { value, end } = parseEvery(responseParser, bytes);
+      const { value, end } = parseResponse(bytes);
       assert.equal(value.status, status);
       assert.equal(value.reason, reasonPhrase(status));
       assert.equal(Number(value.get("content-length")), bytes.length - end);
@@ -834,7 +761,7 @@ Deno.test("serializeResponse", async (t) => {
   await t.step("parses back in every chunking", async () => {
     const res = new Response("payload", { status: 201, headers: { "X-A": "1" } });
     const bytes = await serializeResponse(res, { date: null });
-    const { value, end } = parseEvery(responseParser, bytes);
+    const { value, end } = parseResponse(bytes);
     assert.equal(value.status, 201);
     assert.equal(value.reason, "Created");
     assert.equal(value.get("x-a"), "1");
@@ -976,7 +903,7 @@ const GOOD_RESPONSE = "HTTP/1.1 101 Switching Protocols\r\n" +
   `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n`;
 
 function clientCheck(extra: string, offered: string[] = [], head = GOOD_RESPONSE) {
-  const res = parseEvery(responseParser, latin1(head + extra + "\r\n")).value;
+  const res = parseResponse(latin1(head + extra + "\r\n")).value;
   return validateUpgradeResponse(res, SAMPLE_KEY, offered);
 }
 
@@ -1002,116 +929,42 @@ Deno.test("validateUpgradeResponse", async (t) => {
     assert.deepEqual(clientCheck("", [], head), { ok: true, protocol: null });
   });
 
-  const failures: Array<[string, string, string, string[], RegExp]> = [
-    ["status 200", GOOD_RESPONSE.replace("101 Switching Protocols", "200 OK"), "", [], /200 OK/],
+  /** GOOD_RESPONSE with `from` replaced by `to`. */
+  const swap = (from: string, to: string) => GOOD_RESPONSE.replace(from, to);
+  // [name, extra header lines, offered protocols, message, head (default GOOD_RESPONSE)]
+  const failures: Array<[string, string, string[], RegExp, string?]> = [
+    ["status 200", "", [], /200 OK/, swap("101 Switching Protocols", "200 OK")],
+    ["status 400", "", [], /400/, swap("101 Switching Protocols", "400 Bad Request")],
+    ["Upgrade missing", "", [], /Upgrade/, swap("Upgrade: websocket\r\n", "")],
+    ["Upgrade: h2c", "", [], /Upgrade/, swap("Upgrade: websocket", "Upgrade: h2c")],
+    ["Upgrade list", "", [], /Upgrade/, swap("Upgrade: websocket", "Upgrade: websocket, h2c")],
+    ["Upgrade twice", "Upgrade: websocket\r\n", [], /Upgrade/],
+    ["Connection missing", "", [], /Connection/, swap("Connection: Upgrade\r\n", "")],
+    ["Connection: close", "", [], /Connection/, swap("Connection: Upgrade", "Connection: close")],
+    ["accept mismatch", "", [], /does not match/, swap(SAMPLE_ACCEPT, acceptKey(b64(16)))],
+    ["accept of the key itself", "", [], /does not match/, swap(SAMPLE_ACCEPT, SAMPLE_KEY)],
+    ["accept missing", "", [], /missing/, swap(`Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n`, "")],
+    ["accept repeated", `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n`, [], /repeated/],
+    ["extension accepted", "Sec-WebSocket-Extensions: permessage-deflate\r\n", [], /extension/],
+    ["empty extension header", "Sec-WebSocket-Extensions:\r\n", [], /extension/],
+    ["unoffered protocol", "Sec-WebSocket-Protocol: mqtt\r\n", ["chat"], /not offered/],
+    ["protocol when none offered", "Sec-WebSocket-Protocol: chat\r\n", [], /none was offered/],
+    ["protocol case differs", "Sec-WebSocket-Protocol: Chat\r\n", ["chat"], /not offered/],
+    ["empty protocol", "Sec-WebSocket-Protocol:\r\n", ["chat"], /not offered/],
     [
-      "status 400",
-      GOOD_RESPONSE.replace("101 Switching Protocols", "400 Bad Request"),
-      "",
-      [],
-      /400/,
-    ],
-    ["Upgrade missing", GOOD_RESPONSE.replace("Upgrade: websocket\r\n", ""), "", [], /Upgrade/],
-    [
-      "Upgrade: h2c",
-      GOOD_RESPONSE.replace("Upgrade: websocket", "Upgrade: h2c"),
-      "",
-      [],
-      /Upgrade/,
-    ],
-    [
-      "Upgrade list",
-      GOOD_RESPONSE.replace("Upgrade: websocket", "Upgrade: websocket, h2c"),
-      "",
-      [],
-      /Upgrade/,
-    ],
-    ["Upgrade twice", GOOD_RESPONSE, "Upgrade: websocket\r\n", [], /Upgrade/],
-    [
-      "Connection missing",
-      GOOD_RESPONSE.replace("Connection: Upgrade\r\n", ""),
-      "",
-      [],
-      /Connection/,
-    ],
-    [
-      "Connection: close",
-      GOOD_RESPONSE.replace("Connection: Upgrade", "Connection: close"),
-      "",
-      [],
-      /Connection/,
-    ],
-    [
-      "accept mismatch",
-      GOOD_RESPONSE.replace(SAMPLE_ACCEPT, acceptKey(b64(16))),
-      "",
-      [],
-      /does not match/,
-    ],
-    [
-      "accept of the key itself",
-      GOOD_RESPONSE.replace(SAMPLE_ACCEPT, SAMPLE_KEY),
-      "",
-      [],
-      /does not match/,
-    ],
-    [
-      "accept missing",
-      GOOD_RESPONSE.replace(`Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n`, ""),
-      "",
-      [],
-      /missing/,
-    ],
-    [
-      "accept repeated",
-      GOOD_RESPONSE,
-      `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n`,
-      [],
-      /repeated/,
-    ],
-    [
-      "extension accepted",
-      GOOD_RESPONSE,
-      "Sec-WebSocket-Extensions: permessage-deflate\r\n",
-      [],
-      /extension/,
-    ],
-    ["empty extension header", GOOD_RESPONSE, "Sec-WebSocket-Extensions:\r\n", [], /extension/],
-    [
-      "unoffered protocol",
-      GOOD_RESPONSE,
-      "Sec-WebSocket-Protocol: mqtt\r\n",
-      ["chat"],
+      "protocol list",
+      "Sec-WebSocket-Protocol: chat, superchat\r\n",
+      ["chat", "superchat"],
       /not offered/,
     ],
-    [
-      "protocol when none offered",
-      GOOD_RESPONSE,
-      "Sec-WebSocket-Protocol: chat\r\n",
-      [],
-      /none was offered/,
-    ],
-    [
-      "protocol case differs",
-      GOOD_RESPONSE,
-      "Sec-WebSocket-Protocol: Chat\r\n",
-      ["chat"],
-      /not offered/,
-    ],
-    ["empty protocol", GOOD_RESPONSE, "Sec-WebSocket-Protocol:\r\n", ["chat"], /not offered/],
-    ["protocol list", GOOD_RESPONSE, "Sec-WebSocket-Protocol: chat, superchat\r\n", [
-      "chat",
-      "superchat",
-    ], /not offered/],
     [
       "protocol repeated",
-      GOOD_RESPONSE,
       "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat\r\n",
       ["chat"],
       /repeated/,
     ],
   ];
-  for (const [name, head, extra, offered, message] of failures) {
+  for (const [name, extra, offered, message, head] of failures) {
     await t.step(name, () => {
       const r = clientCheck(extra, offered, head);
       assert.equal(r.ok, false);
@@ -1139,7 +992,7 @@ Deno.test("client ↔ server round trip", async (t) => {
       clientBytes.set(request);
       clientBytes.set(frames, request.length);
 
-      const parsed = parseEvery(requestParser, clientBytes);
+      const parsed = parseRequest(clientBytes);
       assert.equal(parsed.end, request.length);
       assert.deepEqual([...clientBytes.subarray(parsed.end)], [...frames]);
       assert.equal(parsed.value.target, new URL(url).pathname + new URL(url).search);
@@ -1159,7 +1012,7 @@ Deno.test("client ↔ server round trip", async (t) => {
       const serverBytes = new Uint8Array(response.length + 2);
       serverBytes.set(response);
       serverBytes.set([0x81, 0x00], response.length);
-      const res = parseEvery(responseParser, serverBytes);
+      const res = parseResponse(serverBytes);
       assert.equal(res.end, response.length);
       assert.equal(res.value.status, 101);
       assert.equal(res.value.get("set-cookie"), "sid=1");

@@ -22,104 +22,35 @@ import {
   trimOws,
   validateHeaders,
 } from "../protocol/http_head.ts";
+import {
+  assertErrorSticksUntilReset,
+  chunkings,
+  type Fed,
+  feedEveryChunking,
+  type HeadOutcome,
+  headOutcome,
+  pushWhole,
+} from "./fixtures/chunking.ts";
+import { latin1 } from "./fixtures/bytes.ts";
 
 // ---------------------------------------------------------------------------------------
-// Feeding harness: every input is parsed whole, one byte at a time and in several seeded
-// random chunkings; each chunk is copied into a larger buffer between guard bytes (LF and
-// NUL, which would derail a parser reading outside [start, end)). All runs must agree.
+// Feeding harness (tests/fixtures/chunking.ts): every input is parsed whole, one byte at a
+// time and in several seeded random chunkings, each chunk between guard bytes; all runs must
+// agree.
 
-/** Deterministic PRNG so that a failing chunking can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** What the tests compare across chunkings: the request line and fields, or the error. */
+type Outcome = HeadOutcome<
+  { method: string; target: string; version: string; headers: Array<[string, string]> },
+  { status: number; message: string }
+>;
 
-interface Chunking {
-  name: string;
-  sizes: number[];
-}
-
-const RANDOM_CHUNKINGS = 6;
-
-function chunkings(length: number, seed: number): Chunking[] {
-  const out: Chunking[] = [
-    { name: "whole", sizes: [length] },
-    { name: "bytewise", sizes: Array(length).fill(1) },
-  ];
-  for (let k = 0; k < RANDOM_CHUNKINGS; k++) {
-    const s = seed * 1000 + k;
-    const rand = mulberry32(s);
-    const max = 1 + Math.floor(rand() * 40);
-    const sizes: number[] = [];
-    for (let left = length; left > 0;) {
-      const n = Math.min(left, 1 + Math.floor(rand() * max));
-      sizes.push(n);
-      left -= n;
-    }
-    out.push({ name: `random(seed=${s})`, sizes });
-  }
-  return out;
-}
-
-/** A chunking-independent view of a result: `end` is the absolute index after the head. */
-type Outcome =
-  | { kind: "incomplete" }
-  | { kind: "error"; status: number; message: string }
-  | {
-    kind: "complete";
-    end: number;
-    method: string;
-    target: string;
-    version: string;
-    headers: Array<[string, string]>;
-  };
-
-function feed(parser: HttpRequestParser, bytes: Uint8Array, sizes: number[], seed: number) {
-  const rand = mulberry32(seed);
-  let offset = 0;
-  let result: RequestParseResult = { kind: "incomplete" };
-  let request: ParsedRequest | null = null;
-  for (const size of sizes) {
-    const pre = Math.floor(rand() * 4);
-    const post = Math.floor(rand() * 4);
-    const buf = new Uint8Array(pre + size + post).fill(rand() < 0.5 ? 0x0a : 0x00);
-    buf.set(bytes.subarray(offset, offset + size), pre);
-    result = parser.push(buf, pre, pre + size);
-    if (result.kind === "complete") {
-      assert.ok(result.consumed > 0 && result.consumed <= size);
-      request = result.request;
-      return { outcome: outcomeOf(result, offset), request };
-    }
-    if (result.kind === "error") return { outcome: outcomeOf(result, offset), request };
-    offset += size;
-  }
-  return { outcome: outcomeOf(result, offset), request };
-}
-
-function outcomeOf(result: RequestParseResult, offset: number): Outcome {
-  switch (result.kind) {
-    case "incomplete":
-      return { kind: "incomplete" };
-    case "error":
-      return { kind: "error", status: result.status, message: result.message };
-    case "complete": {
-      const r = result.request;
-      return {
-        kind: "complete",
-        end: offset + result.consumed,
-        method: r.method,
-        target: r.target,
-        version: r.version,
-        headers: r.headers.map(([n, v]) => [n, v]),
-      };
-    }
-  }
+function outcomeOf(fed: Fed<RequestParseResult>): Outcome {
+  return headOutcome(fed, ({ request: r }) => ({
+    method: r.method,
+    target: r.target,
+    version: r.version,
+    headers: r.headers.map(([n, v]) => [n, v]),
+  }), ({ status, message }) => ({ status, message }));
 }
 
 let seedCounter = 1;
@@ -130,20 +61,13 @@ function parseAll(
   options?: HttpRequestParserOptions,
 ): { outcome: Outcome; request: ParsedRequest | null } {
   const bytes = typeof input === "string" ? latin1(input) : input;
-  const seed = seedCounter++;
-  let first: { outcome: Outcome; request: ParsedRequest | null } | null = null;
-  for (const c of chunkings(bytes.length, seed)) {
-    const run = feed(new HttpRequestParser(options), bytes, c.sizes, seed);
-    if (first === null) first = run;
-    else assert.deepEqual(run.outcome, first.outcome, `chunking ${c.name} disagrees`);
-  }
-  return first!;
-}
-
-function latin1(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
+  const { fed, view } = feedEveryChunking(
+    bytes,
+    seedCounter++,
+    () => new HttpRequestParser(options),
+    outcomeOf,
+  );
+  return { outcome: view, request: fed.result?.kind === "complete" ? fed.result.request : null };
 }
 
 function expectError(input: string | Uint8Array, status: number, message?: RegExp): void {
@@ -534,23 +458,18 @@ Deno.test("HttpRequestParser: lifecycle", async (t) => {
   });
 
   await t.step("errors are sticky until reset", () => {
-    const parser = new HttpRequestParser();
-    const bad = latin1("GET / HTTP/1.1\r\nHost : h\r\n\r\n");
-    const e1 = parser.push(bad, 0, bad.length);
-    assert.equal(e1.kind, "error");
-    const good = latin1(SIMPLE);
-    assert.deepEqual(parser.push(good, 0, good.length), e1);
-    parser.reset();
-    assert.equal(parser.push(good, 0, good.length).kind, "complete");
+    assertErrorSticksUntilReset(
+      new HttpRequestParser(),
+      "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+      SIMPLE,
+    );
   });
 
   await t.step("reset mid-head starts over", () => {
     const parser = new HttpRequestParser();
-    const part = latin1("GET /abandoned HT");
-    assert.equal(parser.push(part, 0, part.length).kind, "incomplete");
+    assert.equal(pushWhole(parser, "GET /abandoned HT").kind, "incomplete");
     parser.reset();
-    const good = latin1(SIMPLE);
-    const r = parser.push(good, 0, good.length);
+    const r = pushWhole(parser, SIMPLE);
     assert.equal(r.kind === "complete" && r.request.target, "/");
   });
 
@@ -559,19 +478,15 @@ Deno.test("HttpRequestParser: lifecycle", async (t) => {
     const good = latin1(SIMPLE);
     assert.equal(parser.push(good, 0, 0).kind, "incomplete");
     assert.equal(parser.push(good, 5, 5).kind, "incomplete");
-    assert.equal(parser.push(good, 0, good.length).kind, "complete");
+    assert.equal(pushWhole(parser, good).kind, "complete");
   });
 
   await t.step("a read may end between CR and LF", () => {
     const parser = new HttpRequestParser();
-    const a = latin1("GET / HTTP/1.1\r");
-    const b = latin1("\nHost: h\r");
-    const c = latin1("\n\r");
-    const d = latin1("\nX");
-    assert.equal(parser.push(a, 0, a.length).kind, "incomplete");
-    assert.equal(parser.push(b, 0, b.length).kind, "incomplete");
-    assert.equal(parser.push(c, 0, c.length).kind, "incomplete");
-    const r = parser.push(d, 0, d.length);
+    assert.equal(pushWhole(parser, "GET / HTTP/1.1\r").kind, "incomplete");
+    assert.equal(pushWhole(parser, "\nHost: h\r").kind, "incomplete");
+    assert.equal(pushWhole(parser, "\n\r").kind, "incomplete");
+    const r = pushWhole(parser, "\nX");
     assert.equal(r.kind === "complete" && r.consumed, 1);
   });
 });
@@ -725,16 +640,30 @@ Deno.test("toRequest", async (t) => {
   const throwsCode = (fn: () => unknown, code: string) =>
     assert.throws(fn, (e) => e instanceof HandshakeError && e.code === code);
 
-  await t.step("HTTP/1.0 without Host cannot be converted", () => {
-    throwsCode(() => toRequest(expectComplete("GET / HTTP/1.0\r\n\r\n")), "INVALID_REQUEST_TARGET");
-  });
-
-  await t.step("empty Host cannot be converted", () => {
-    throwsCode(
-      () => toRequest(expectComplete("GET / HTTP/1.1\r\nHost:\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-  });
+  const refusals: Array<[string, string[], string]> = [
+    ["HTTP/1.0 without Host cannot be converted", ["GET / HTTP/1.0"], "INVALID_REQUEST_TARGET"],
+    ["empty Host cannot be converted", ["GET / HTTP/1.1\r\nHost:"], "INVALID_REQUEST_TARGET"],
+    ["port out of range", ["GET / HTTP/1.1\r\nHost: h:99999"], "INVALID_REQUEST_TARGET"],
+    ["asterisk-form and authority-form", [
+      "OPTIONS * HTTP/1.1\r\nHost: h",
+      "CONNECT h:443 HTTP/1.1\r\nHost: h:443",
+    ], "INVALID_REQUEST_TARGET"],
+    // Syntactically an absolute-URI with scheme "example.com" (authority-form is only
+    // recognizable by method), so the parser accepts it and the conversion refuses it.
+    ["non-HTTP absolute URL", [
+      "GET example.com:80 HTTP/1.1\r\nHost: h",
+      "GET ftp://h/x HTTP/1.1\r\nHost: h",
+      "GET http://[bad/ HTTP/1.1\r\nHost: h",
+    ], "INVALID_REQUEST_TARGET"],
+    ["forbidden methods", ["TRACE / HTTP/1.1\r\nHost: h"], "UNSUPPORTED_METHOD"],
+  ];
+  for (const [name, heads, code] of refusals) {
+    await t.step(name, () => {
+      for (const head of heads) {
+        throwsCode(() => toRequest(expectComplete(`${head}\r\n\r\n`)), code);
+      }
+    });
+  }
 
   await t.step("bad Host in a hand-built request", () => {
     for (const host of ["a b", "x@y", "a/b", "[::1"]) {
@@ -746,48 +675,6 @@ Deno.test("toRequest", async (t) => {
       });
       throwsCode(() => toRequest(r), "INVALID_REQUEST_TARGET");
     }
-  });
-
-  await t.step("port out of range", () => {
-    throwsCode(
-      () => toRequest(expectComplete("GET / HTTP/1.1\r\nHost: h:99999\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-  });
-
-  await t.step("asterisk-form and authority-form", () => {
-    throwsCode(
-      () => toRequest(expectComplete("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-    throwsCode(
-      () => toRequest(expectComplete("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-  });
-
-  await t.step("non-HTTP absolute URL", () => {
-    // Syntactically an absolute-URI with scheme "example.com" (authority-form is only
-    // recognizable by method), so the parser accepts it and the conversion refuses it.
-    throwsCode(
-      () => toRequest(expectComplete("GET example.com:80 HTTP/1.1\r\nHost: h\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-    throwsCode(
-      () => toRequest(expectComplete("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-    throwsCode(
-      () => toRequest(expectComplete("GET http://[bad/ HTTP/1.1\r\nHost: h\r\n\r\n")),
-      "INVALID_REQUEST_TARGET",
-    );
-  });
-
-  await t.step("forbidden methods", () => {
-    throwsCode(
-      () => toRequest(expectComplete("TRACE / HTTP/1.1\r\nHost: h\r\n\r\n")),
-      "UNSUPPORTED_METHOD",
-    );
   });
 });
 

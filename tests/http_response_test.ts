@@ -7,93 +7,44 @@ import {
   type ResponseParseResult,
 } from "../protocol/http_response.ts";
 
-// Feeding harness (same scheme as http_request_test.ts): whole, bytewise and seeded random
-// chunkings, each chunk between guard bytes; every run must agree.
+import {
+  assertErrorSticksUntilReset,
+  type Fed,
+  feedEveryChunking,
+  type HeadOutcome,
+  headOutcome,
+  pushWhole,
+} from "./fixtures/chunking.ts";
+import { latin1 } from "./fixtures/bytes.ts";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Feeding harness (tests/fixtures/chunking.ts): whole, bytewise and seeded random chunkings,
+// each chunk after random guard bytes and before three more; every run must agree.
 
-function chunkings(length: number, seed: number): Array<{ name: string; sizes: number[] }> {
-  const out = [
-    { name: "whole", sizes: [length] },
-    { name: "bytewise", sizes: Array<number>(length).fill(1) },
-  ];
-  for (let k = 0; k < 6; k++) {
-    const s = seed * 1000 + k;
-    const rand = mulberry32(s);
-    const max = 1 + Math.floor(rand() * 40);
-    const sizes: number[] = [];
-    for (let left = length; left > 0;) {
-      const n = Math.min(left, 1 + Math.floor(rand() * max));
-      sizes.push(n);
-      left -= n;
-    }
-    out.push({ name: `random(seed=${s})`, sizes });
-  }
-  return out;
-}
+/** What the tests compare across chunkings: the status line and fields, or the error. */
+type Outcome = HeadOutcome<
+  { version: string; status: number; reason: string; headers: Array<[string, string]> },
+  { tooLarge: boolean; message: string }
+>;
 
-type Outcome =
-  | { kind: "incomplete" }
-  | { kind: "error"; tooLarge: boolean; message: string }
-  | {
-    kind: "complete";
-    end: number;
-    version: string;
-    status: number;
-    reason: string;
-    headers: Array<[string, string]>;
-  };
-
-function snapshot(r: ResponseParseResult, offset: number): Outcome {
-  if (r.kind === "complete") {
-    const res = r.response;
-    return {
-      kind: "complete",
-      end: offset + r.consumed,
-      version: res.version,
-      status: res.status,
-      reason: res.reason,
-      headers: res.headers.map(([n, v]) => [n, v]),
-    };
-  }
-  return r.kind === "error"
-    ? { kind: "error", tooLarge: r.tooLarge, message: r.message }
-    : { kind: "incomplete" };
+function snapshot(fed: Fed<ResponseParseResult>): Outcome {
+  return headOutcome(fed, ({ response: res }) => ({
+    version: res.version,
+    status: res.status,
+    reason: res.reason,
+    headers: res.headers.map(([n, v]) => [n, v]),
+  }), ({ tooLarge, message }) => ({ tooLarge, message }));
 }
 
 let seedCounter = 1;
 
 function parseAll(input: string, options?: HttpResponseParserOptions): Outcome {
-  const bytes = Uint8Array.from(input, (c) => c.charCodeAt(0));
-  const seed = seedCounter++;
-  let first: Outcome | null = null;
-  for (const c of chunkings(bytes.length, seed)) {
-    const parser = new HttpResponseParser(options);
-    const rand = mulberry32(seed);
-    let offset = 0;
-    let outcome: Outcome = { kind: "incomplete" };
-    for (const size of c.sizes) {
-      const pre = Math.floor(rand() * 4);
-      const buf = new Uint8Array(pre + size + 3).fill(rand() < 0.5 ? 0x0a : 0x00);
-      buf.set(bytes.subarray(offset, offset + size), pre);
-      const r = parser.push(buf, pre, pre + size);
-      outcome = snapshot(r, offset);
-      if (r.kind !== "incomplete") break;
-      offset += size;
-    }
-    if (first === null) first = outcome;
-    else assert.deepEqual(outcome, first, `chunking ${c.name} disagrees`);
-  }
-  return first!;
+  return feedEveryChunking(
+    latin1(input),
+    seedCounter++,
+    () => new HttpResponseParser(options),
+    snapshot,
+    { after: 3 },
+  ).view;
 }
 
 function expectComplete(input: string): Extract<Outcome, { kind: "complete" }> {
@@ -163,8 +114,7 @@ Deno.test("HttpResponseParser: valid heads", async (t) => {
 
   await t.step("header lookups", () => {
     const raw = "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-E:\r\n\r\n";
-    const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
-    const r = new HttpResponseParser().push(bytes, 0, bytes.length);
+    const r = pushWhole(new HttpResponseParser(), raw);
     assert.equal(r.kind, "complete");
     if (r.kind !== "complete") return;
     assert.deepEqual(r.response.getAll("Set-Cookie"), ["a=1", "b=2"]);
@@ -202,14 +152,7 @@ Deno.test("HttpResponseParser: errors", async (t) => {
   }
 
   await t.step("errors are sticky until reset", () => {
-    const parser = new HttpResponseParser();
-    const bad = Uint8Array.from("HTTP/9.9 200 OK\r\n\r\n", (c) => c.charCodeAt(0));
-    const e = parser.push(bad, 0, bad.length);
-    assert.equal(e.kind, "error");
-    const good = Uint8Array.from(ACCEPT, (c) => c.charCodeAt(0));
-    assert.deepEqual(parser.push(good, 0, good.length), e);
-    parser.reset();
-    assert.equal(parser.push(good, 0, good.length).kind, "complete");
+    assertErrorSticksUntilReset(new HttpResponseParser(), "HTTP/9.9 200 OK\r\n\r\n", ACCEPT);
   });
 
   await t.step("invalid maxHeaderBytes", () => {
