@@ -161,7 +161,7 @@ function fail(message: string): ClientHandshakeResult {
  *   headers: [
  *     ["upgrade", "websocket"],
  *     ["connection", "Upgrade"],
- *     ["sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZ+xOo4Do="],
+ *     ["sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="],
  *   ],
  * });
  * console.log(validateUpgradeResponse(res, "dGhlIHNhbXBsZSBub25jZQ==", [])); // { ok: true, protocol: null }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { base64, sha1 } from "./sha1.ts";
+import { base64Into, sha1Into } from "./sha1.ts";
 import {
   encodeLatin1,
   HandshakeError,
@@ -235,18 +235,33 @@ export function validateUpgrade(req: ParsedRequest): UpgradeResult {
  * ```ts
  * import { acceptKey } from "./handshake.ts";
  *
- * console.log(acceptKey("dGhlIHNhbXBsZSBub25jZQ==")); // "s3pPLMBiTxaQ9kYGzzhZ+xOo4Do="
+ * console.log(acceptKey("dGhlIHNhbXBsZSBub25jZQ==")); // "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
  * ```
  *
  * @param key The client's `Sec-WebSocket-Key`.
  * @returns The accept value.
  */
 export function acceptKey(key: string): string {
-  // Key and GUID are ASCII (the key was validated as base64): one byte per character.
-  const text = key + WEBSOCKET_GUID;
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return base64(sha1(bytes));
+  const n = writeAccept(key, ACCEPT_OUT, 0);
+  return String.fromCharCode.apply(null, ACCEPT_OUT.subarray(0, n) as unknown as number[]);
+}
+
+// The accept key is computed once per connection: fixed buffers, no garbage but the result.
+const GUID_BYTES = new TextEncoder().encode(WEBSOCKET_GUID);
+let acceptInput = new Uint8Array(24 + GUID_BYTES.length);
+const ACCEPT_DIGEST = new Uint8Array(20);
+const ACCEPT_OUT = new Uint8Array(28);
+
+/** Writes base64(SHA-1(key + GUID)) (28 ASCII bytes) into `out` at `offset`. */
+function writeAccept(key: string, out: Uint8Array, offset: number): number {
+  const total = key.length + GUID_BYTES.length;
+  if (acceptInput.length < total) acceptInput = new Uint8Array(total);
+  // A validated key is base64 (ASCII); other characters are reduced to their low byte, as
+  // the ISO-8859-1 header decoding produced them.
+  for (let i = 0; i < key.length; i++) acceptInput[i] = key.charCodeAt(i);
+  acceptInput.set(GUID_BYTES, key.length);
+  sha1Into(acceptInput, total, ACCEPT_DIGEST, 0);
+  return base64Into(ACCEPT_DIGEST, 20, out, offset);
 }
 
 /**
@@ -294,6 +309,12 @@ export interface UpgradeResponseOptions {
   headers?: HeadersInit;
 }
 
+const UPGRADE_HEAD = new TextEncoder().encode(
+  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Accept: ",
+);
+const CRLF_CRLF = new Uint8Array([13, 10, 13, 10]);
+
 const UPGRADE_RESERVED: ReadonlySet<string> = new Set([
   "upgrade",
   "connection",
@@ -317,7 +338,7 @@ const UPGRADE_RESERVED: ReadonlySet<string> = new Set([
  * // HTTP/1.1 101 Switching Protocols
  * // Upgrade: websocket
  * // Connection: Upgrade
- * // Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZ+xOo4Do=
+ * // Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
  * // Sec-WebSocket-Protocol: chat
  * ```
  *
@@ -330,6 +351,14 @@ export function buildUpgradeResponse(options: UpgradeResponseOptions): Uint8Arra
   const { key, protocol } = options;
   if (!isValidKey(key)) {
     throw new HandshakeError("INVALID_KEY", "Sec-WebSocket-Key must be base64 of 16 bytes");
+  }
+  if ((protocol === null || protocol === undefined) && options.headers === undefined) {
+    // The common answer: a fixed head around the 28-byte accept key, built in one buffer.
+    const out = new Uint8Array(UPGRADE_HEAD.length + 28 + 4);
+    out.set(UPGRADE_HEAD);
+    const n = writeAccept(key, out, UPGRADE_HEAD.length);
+    out.set(CRLF_CRLF, UPGRADE_HEAD.length + n);
+    return out;
   }
   let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
     `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n`;

@@ -24,12 +24,22 @@ const block = new Uint8Array(64);
  * ```
  */
 export function sha1(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(20);
+  sha1Into(data, data.length, out, 0);
+  return out;
+}
+
+/**
+ * Writes the SHA-1 digest of `data[0..length)` into `out[offset..offset + 20)`, without
+ * allocating: the handshake runs it once per connection.
+ */
+export function sha1Into(data: Uint8Array, length: number, out: Uint8Array, offset: number): void {
   let h0 = 0x67452301;
   let h1 = 0xefcdab89 | 0;
   let h2 = 0x98badcfe | 0;
   let h3 = 0x10325476;
   let h4 = 0xc3d2e1f0 | 0;
-  const len = data.length;
+  const len = length;
   // Message + 0x80 + zero padding + 64-bit big-endian bit length, in 64-byte blocks.
   const blocks = ((len + 8) >> 6) + 1;
   for (let b = 0; b < blocks; b++) {
@@ -87,19 +97,52 @@ export function sha1(data: Uint8Array): Uint8Array {
     h3 = (h3 + d) | 0;
     h4 = (h4 + e) | 0;
   }
-  const out = new Uint8Array(20);
-  const words = [h0, h1, h2, h3, h4];
-  for (let i = 0; i < 5; i++) {
-    const w = words[i];
-    out[i * 4] = w >>> 24;
-    out[i * 4 + 1] = w >>> 16;
-    out[i * 4 + 2] = w >>> 8;
-    out[i * 4 + 3] = w;
-  }
-  return out;
+  writeWord(out, offset, h0);
+  writeWord(out, offset + 4, h1);
+  writeWord(out, offset + 8, h2);
+  writeWord(out, offset + 12, h3);
+  writeWord(out, offset + 16, h4);
+}
+
+function writeWord(out: Uint8Array, at: number, w: number): void {
+  out[at] = w >>> 24;
+  out[at + 1] = w >>> 16;
+  out[at + 2] = w >>> 8;
+  out[at + 3] = w;
 }
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const ALPHABET_CODES = new Uint8Array(64).map((_, i) => ALPHABET.charCodeAt(i));
+
+/**
+ * Writes the base64 (with padding) of `bytes[0..length)` as ASCII into `out` at `offset`;
+ * returns the number of characters written (`4 * ceil(length / 3)`).
+ */
+export function base64Into(
+  bytes: Uint8Array,
+  length: number,
+  out: Uint8Array,
+  offset: number,
+): number {
+  let o = offset;
+  let i = 0;
+  for (; i + 2 < length; i += 3) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out[o++] = ALPHABET_CODES[n >>> 18];
+    out[o++] = ALPHABET_CODES[(n >>> 12) & 63];
+    out[o++] = ALPHABET_CODES[(n >>> 6) & 63];
+    out[o++] = ALPHABET_CODES[n & 63];
+  }
+  const rest = length - i;
+  if (rest > 0) {
+    const n = (bytes[i] << 16) | (rest === 2 ? bytes[i + 1] << 8 : 0);
+    out[o++] = ALPHABET_CODES[n >>> 18];
+    out[o++] = ALPHABET_CODES[(n >>> 12) & 63];
+    out[o++] = rest === 2 ? ALPHABET_CODES[(n >>> 6) & 63] : 0x3d;
+    out[o++] = 0x3d;
+  }
+  return o - offset;
+}
 
 /**
  * Standard base64 (RFC 4648 §4, with padding).
