@@ -26,6 +26,20 @@ const sym = lib.sym;
 const EAGAIN = lib.c.errno.EAGAIN;
 const EINTR = lib.c.errno.EINTR;
 const SEND_FLAGS = lib.c.MSG_NOSIGNAL;
+/** {@link failure}'s answer for EINTR: call again. */
+const RETRY = -3;
+
+/**
+ * Classifies a call that returned -1, from errno read at once: {@link WOULD_BLOCK}
+ * (EAGAIN), `RETRY` (EINTR) or {@link IO_FAILED} (errno kept for {@link lastIoError}).
+ */
+function failure(): number {
+  const e = errno();
+  if (e === EAGAIN) return WOULD_BLOCK;
+  if (e === EINTR) return RETRY;
+  lastError = e;
+  return IO_FAILED;
+}
 
 /**
  * Reads up to `length` bytes into the start of `buf`. `length` is a BigInt because a
@@ -45,11 +59,8 @@ export function recvInto(fd: number, buf: Uint8Array, length: bigint): number {
   for (;;) {
     const n = sym.recv(fd, buf, length, 0);
     if (n >= 0) return n;
-    const e = errno();
-    if (e === EAGAIN) return WOULD_BLOCK;
-    if (e === EINTR) continue;
-    lastError = e;
-    return IO_FAILED;
+    const f = failure();
+    if (f !== RETRY) return f;
   }
 }
 
@@ -62,11 +73,8 @@ export function sendFrom(fd: number, buf: Uint8Array, length: number): number {
   for (;;) {
     const n = sym.send(fd, buf, BigInt(length), SEND_FLAGS);
     if (n >= 0) return n;
-    const e = errno();
-    if (e === EAGAIN) return WOULD_BLOCK;
-    if (e === EINTR) continue;
-    lastError = e;
-    return IO_FAILED;
+    const f = failure();
+    if (f !== RETRY) return f;
   }
 }
 
@@ -93,11 +101,8 @@ export function sendFromAddress(fd: number, address: number, length: number): nu
   for (;;) {
     const n = sym.sendAddr(fd, lastAddressBig, lastLengthBig, SEND_FLAGS);
     if (n >= 0) return n;
-    const e = errno();
-    if (e === EAGAIN) return WOULD_BLOCK;
-    if (e === EINTR) continue;
-    lastError = e;
-    return IO_FAILED;
+    const f = failure();
+    if (f !== RETRY) return f;
   }
 }
 
