@@ -347,8 +347,13 @@ export function decodeLatin1(bytes: Uint8Array, from: number, to: number): strin
   let ascii = to - from > 16;
   for (let i = from; ascii && i < to; i++) if (bytes[i] >= 0x80) ascii = false;
   if (ascii) return asciiDecoder.decode(bytes.subarray(from, to));
+  // Byte values are the code points (ISO-8859-1). One call per 4 KiB slice instead of one
+  // string per byte: half the time and garbage of `+=` for a typical header value.
   let s = "";
-  for (let i = from; i < to; i++) s += String.fromCharCode(bytes[i]);
+  for (let i = from; i < to; i += 4096) {
+    const slice = bytes.subarray(i, Math.min(to, i + 4096));
+    s += String.fromCharCode.apply(null, slice as unknown as number[]);
+  }
   return s;
 }
 
