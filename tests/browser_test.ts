@@ -23,6 +23,14 @@ import assert from "node:assert/strict";
 // types are imported here; the module itself is loaded by loadPlaywright().
 // deno-lint-ignore no-import-prefix
 import type { Browser, BrowserContext, BrowserType, Page } from "npm:playwright-core@1";
+import {
+  Child,
+  delay,
+  LINUX_POLLERS,
+  type LinuxPoller,
+  openFds,
+  within,
+} from "./fixtures/harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS: readonly string[] = [
@@ -35,8 +43,6 @@ const CHROMIUM_ARGS: readonly string[] = [
   "--no-first-run",
   "--disable-quic",
 ];
-const POLLERS = ["epoll", "select"] as const;
-type LinuxPoller = typeof POLLERS[number];
 
 /** Longest wait of any one thing in this file. */
 const STEP_MS = 15_000;
@@ -57,27 +63,6 @@ const FROM_CAROL = "anyone here? 🎉 𝄞";
 
 // ---------------------------------------------------------------------------- helpers
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function openFds(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
-}
-
-/** Resolves as `p` does, or rejects after `ms` with a message naming `what`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Reads `read()` every 50 ms until `ok` holds for its value; fails after STEP_MS with the
  * last value seen.
@@ -93,7 +78,7 @@ async function until<T>(
     if (performance.now() >= deadline) {
       throw new Error(`timed out after ${STEP_MS} ms: ${what}; last seen ${JSON.stringify(last)}`);
     }
-    await sleep(50);
+    await delay(50);
     last = await read();
   }
   return last;
@@ -157,58 +142,41 @@ function demoCommand(): string[] {
   return argv.slice(1);
 }
 
-/** A running demo process: its base URL, and all it printed so far. */
+/** A running demo process and its base URL. */
 interface Demo {
-  proc: Deno.ChildProcess;
+  child: Child;
   base: string;
+  /** All it printed so far. */
   output: () => string;
-  /** Resolves once both output pipes reached EOF. */
-  drained: Promise<void>;
 }
 
 async function startDemo(poller: LinuxPoller): Promise<Demo> {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: [...demoCommand(), "--port", "0", "--quiet", "--poller", poller],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  let text = "";
-  const listening = Promise.withResolvers<string>();
-  const pump = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      const m = /listening on (http:\/\/\S+?)\/?(?:\s|$)/.exec(text);
-      if (m !== null) listening.resolve(m[1]);
-    }
-  };
-  const drained = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
-    listening.reject(new Error(`the demo ended without a "listening" line:\n${text}`));
-  });
-  drained.catch(() => {}); // reported through listening / the step
+  const child = new Child(
+    Deno.execPath(),
+    [...demoCommand(), "--port", "0", "--quiet", "--poller", poller],
+    { cwd: REPO, env: { NO_COLOR: "1" } },
+  );
   let base: string;
   try {
-    base = await within(listening.promise, STEP_MS, `the demo's "listening" line`);
+    const listening = /listening on (http:\/\/\S+?)\/?(?:\s|$)/;
+    base = (await child.stdout.match(listening, STEP_MS, `the demo's "listening" line`))[1];
   } catch (e) {
-    try {
-      proc.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await within(proc.status, STEP_MS, "the demo to exit after SIGKILL");
-    await within(drained, STEP_MS, "the demo's output pipes to close");
-    throw new Error(`${(e as Error).message}\noutput so far:\n${text}`);
+    const stderr = await child.stop();
+    throw new Error(`${(e as Error).message}\nstderr:\n${stderr}`);
   }
+  let stderr = "";
+  child.stderr.then((text) => stderr = text, () => {});
+  const output = (): string => child.stdout.text + stderr;
   const port = Number(new URL(base).port);
   assert.ok(port > 0, `the demo should print the port it bound, got ${base}`);
-  assert.match(text, new RegExp(`\\(${poller}\\)`), `the demo should run on ${poller}`);
-  return { proc, base, output: () => text, drained };
+  assert.match(output(), new RegExp(`\\(${poller}\\)`), `the demo should run on ${poller}`);
+  return { child, base, output };
 }
 
 async function stopDemo(demo: Demo): Promise<Deno.CommandStatus> {
-  demo.proc.kill("SIGTERM");
-  const status = await within(demo.proc.status, STEP_MS, "the demo to exit after SIGTERM");
-  await within(demo.drained, STEP_MS, "the demo's output pipes to close");
+  demo.child.process.kill("SIGTERM");
+  const status = await within(demo.child.status, STEP_MS, "the demo to exit after SIGTERM");
+  await demo.child.stop();
   return status;
 }
 
@@ -297,7 +265,7 @@ Deno.test({
     const chromium = await loadPlaywright();
 
     let warm = false;
-    for (const poller of POLLERS) {
+    for (const poller of LINUX_POLLERS) {
       await t.step(`${poller} poller`, async () => {
         const fdsBefore = openFds();
         const childrenBefore = childPids();
@@ -319,7 +287,7 @@ Deno.test({
 
           // The profile is a fresh temporary directory: find it on Chromium's command line.
           const browserPid = childPids().find((pid) =>
-            !childrenBefore.includes(pid) && pid !== demo.proc.pid
+            !childrenBefore.includes(pid) && pid !== demo.child.process.pid
           );
           assert.ok(browserPid !== undefined, "no Chromium child process found");
           const dirArg = cmdline(browserPid).find((a) => a.startsWith("--user-data-dir="));
@@ -397,13 +365,7 @@ Deno.test({
               await within(browser.close(), STEP_MS, "Chromium to close");
             }
           } finally {
-            if (!stopped) {
-              try {
-                demo.proc.kill("SIGKILL");
-              } catch { /* already gone */ }
-              await within(demo.proc.status, STEP_MS, "the demo to exit");
-              await within(demo.drained, STEP_MS, "the demo's output pipes to close");
-            }
+            if (!stopped) await demo.child.stop();
           }
         }
 

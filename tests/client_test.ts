@@ -17,52 +17,22 @@ import { serve, type Server } from "../server.ts";
 import { HandshakeError } from "../protocol/http_head.ts";
 import type { PollerKind } from "../poller/poller.ts";
 import { WebSocket } from "../websocket.ts";
+import {
+  acceptKey,
+  assertNoFdLeak,
+  delay,
+  freePort,
+  Inbox,
+  openFds,
+  POLLERS,
+  runToEnd,
+  waitFor,
+  within,
+} from "./fixtures/harness.ts";
 
-const POLLERS: readonly PollerKind[] = Deno.build.os === "linux" ? ["epoll", "select"] : [
-  "select",
-];
 const utf8 = new TextEncoder();
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 // ------------------------------------------------------------------ helpers
-
-function openFds(): number {
-  let n = 0;
-  for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
-  return n;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Rejects when `promise` has not settled within `ms` (the timer is always cleared). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await delay(5);
-  }
-}
-
-/** Waits (2 s at most: npm:ws and Deno sockets close a moment late) for the count to return. */
-async function assertNoFdLeak(before: number): Promise<void> {
-  const deadline = performance.now() + 2_000;
-  while (openFds() !== before && performance.now() < deadline) await delay(10);
-  assert.equal(openFds(), before, "descriptor leak");
-}
 
 /** Awaits a rejection and returns the error, which must be a ConnectError. */
 async function rejection(p: Promise<unknown>, ms = 5_000): Promise<ConnectError> {
@@ -99,13 +69,12 @@ interface CloseInfo {
 /** A client connection of ours, with its events queued (through per-connection handlers). */
 class Peer {
   ws!: WebSocket;
-  readonly messages: (string | Uint8Array)[] = [];
+  readonly #inbox: Inbox<string | Uint8Array> = new Inbox<string | Uint8Array>();
+  readonly messages: (string | Uint8Array)[] = this.#inbox.items;
   readonly pongs: string[] = [];
   readonly pings: string[] = [];
   readonly closed: Promise<CloseInfo>;
   closeInfo: CloseInfo | null = null;
-  #read = 0;
-  #wake: (() => void) | null = null;
   #closed = Promise.withResolvers<CloseInfo>();
 
   constructor() {
@@ -118,12 +87,10 @@ class Peer {
       ...options,
       handlers: {
         message: (_ws, data) => {
-          p.messages.push(data as string | Uint8Array);
-          p.#poke();
+          p.#inbox.push(data as string | Uint8Array);
         },
         pong: (_ws, payload) => {
           p.pongs.push(text(payload));
-          p.#poke();
         },
         ping: (_ws, payload) => {
           p.pings.push(text(payload));
@@ -131,32 +98,15 @@ class Peer {
         close: (_ws, code, reason) => {
           p.closeInfo = { code, reason };
           p.#closed.resolve(p.closeInfo);
-          p.#poke();
+          p.#inbox.end(`closed (${code})`);
         },
       },
     });
     return p;
   }
 
-  #poke(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-
-  async next(ms = 5_000): Promise<string | Uint8Array> {
-    const deadline = performance.now() + ms;
-    while (this.#read >= this.messages.length) {
-      if (this.closeInfo !== null) {
-        throw new Error(`closed (${this.closeInfo.code}) while waiting for a message`);
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`no message within ${ms} ms`);
-      const woken = Promise.withResolvers<void>();
-      this.#wake = woken.resolve;
-      await within(woken.promise, left, "next message").catch(() => {});
-    }
-    return this.messages[this.#read++];
+  next(ms = 5_000): Promise<string | Uint8Array> {
+    return this.#inbox.next(ms);
   }
 
   async close(code = 1000, reason = ""): Promise<CloseInfo> {
@@ -285,11 +235,6 @@ async function startNpmWsServer(): Promise<EchoServer> {
 
 // ------------------------------------------------------------------ raw servers
 
-async function acceptFor(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", utf8.encode(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
-}
-
 /** Reads a request head from `conn`; returns its text (null at EOF). */
 async function readHead(conn: Deno.Conn): Promise<string | null> {
   const chunk = new Uint8Array(4096);
@@ -364,14 +309,6 @@ function answeringServer(answer: (key: string) => Promise<string>): ReturnType<t
   });
 }
 
-/** A port nobody listens on (bound then released). */
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 // ------------------------------------------------------------------ warm-up
 
 /** One full round, so that descriptors Deno opens lazily are open before counting. */
@@ -387,7 +324,7 @@ async function warmUp(): Promise<void> {
     await p.next();
     await p.close();
   }
-  await rejection(connect(`ws://127.0.0.1:${closedPort()}/`));
+  await rejection(connect(`ws://127.0.0.1:${freePort()}/`));
   await rejection(connect("ws://nonexistent.invalid/"), 15_000);
   const raw = answeringServer(() => Promise.resolve("HTTP/1.1 403 Forbidden\r\n\r\n"));
   await rejection(connect(`ws://127.0.0.1:${raw.port}/`));
@@ -551,7 +488,7 @@ for (const poller of POLLERS) {
     const manager = new WebSocketManager({ poller });
     try {
       await t.step("connection refused", async () => {
-        const port = closedPort();
+        const port = freePort();
         const err = await rejection(connect(`ws://127.0.0.1:${port}/`, { manager }));
         assert.equal(err.code, "ECONNREFUSED");
         assert.equal(err.address, `127.0.0.1:${port}`);
@@ -611,7 +548,7 @@ for (const poller of POLLERS) {
           "HANDSHAKE_FAILED",
           async (key) =>
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            `Sec-WebSocket-Accept: ${await acceptFor(key)}\r\nSec-WebSocket-Protocol: c\r\n\r\n`,
+            `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\nSec-WebSocket-Protocol: c\r\n\r\n`,
           101,
         ],
         [
@@ -619,7 +556,7 @@ for (const poller of POLLERS) {
           "HANDSHAKE_FAILED",
           async (key) =>
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            `Sec-WebSocket-Accept: ${await acceptFor(key)}\r\n` +
+            `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n` +
             "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
           101,
         ],
@@ -717,7 +654,7 @@ for (const poller of POLLERS) {
           const seen = Promise.withResolvers<{ head: string; frame: Uint8Array }>();
           const raw = rawServer(async (conn) => {
             const head = (await readHead(conn))!;
-            const accept = await acceptFor(header(head, "sec-websocket-key"));
+            const accept = await acceptKey(header(head, "sec-websocket-key"));
             const answer = utf8.encode(
               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
                 `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: b\r\n\r\n`,
@@ -957,7 +894,7 @@ Deno.test("client: webSocketClass hooks, data, and the shared default manager", 
     });
 
     await t.step("a failed attempt releases the default manager", async () => {
-      const err = await rejection(connect(`ws://127.0.0.1:${closedPort()}/`));
+      const err = await rejection(connect(`ws://127.0.0.1:${freePort()}/`));
       assert.equal(err.code, "ECONNREFUSED");
       const p = await Peer.connect(url);
       const m = p.ws.manager!;
@@ -974,7 +911,7 @@ Deno.test("client: webSocketClass hooks, data, and the shared default manager", 
         if (i % 3 === 0) p.ws.terminate();
         else await p.close();
       }
-      const port = closedPort();
+      const port = freePort();
       for (let i = 0; i < 30; i++) {
         assert.equal((await rejection(connect(`ws://127.0.0.1:${port}/`))).code, "ECONNREFUSED");
       }
@@ -1025,22 +962,16 @@ Deno.test("client: a client-only script exits by itself", async (t) => {
   const server = startFdwsServer("epoll");
   const fixture = new URL("./fixtures/client/client_only.ts", import.meta.url).pathname;
   const run = async (mode: string, url: string): Promise<string> => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-ffi", "--no-lock", fixture, mode, url],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, 15_000);
-    const out = await child.output();
-    clearTimeout(timer);
-    const stdout = new TextDecoder().decode(out.stdout);
-    const stderr = new TextDecoder().decode(out.stderr);
+    const { code, stdout, stderr, killed } = await runToEnd(Deno.execPath(), [
+      "run",
+      "--allow-ffi",
+      "--no-lock",
+      fixture,
+      mode,
+      url,
+    ], 15_000);
     assert.equal(killed, false, `the script did not exit by itself:\n${stdout}\n${stderr}`);
-    assert.equal(out.code, 0, stderr);
+    assert.equal(code, 0, stderr);
     return stdout;
   };
   try {
@@ -1058,7 +989,7 @@ Deno.test("client: a client-only script exits by itself", async (t) => {
       assert.match(out, /same manager true\na closed 1000\nb echo still here\nb closed 1000\n/);
     });
     await t.step("connection refused", async () => {
-      const out = await run("refused", `ws://127.0.0.1:${closedPort()}/`);
+      const out = await run("refused", `ws://127.0.0.1:${freePort()}/`);
       assert.match(out, /rejected ECONNREFUSED\nscript end\n/);
     });
   } finally {

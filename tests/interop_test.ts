@@ -17,9 +17,17 @@ import { Buffer } from "node:buffer";
 // deno-lint-ignore no-import-prefix
 import NodeWebSocket from "npm:ws@8";
 import { serve, type Server, type WebSocket as FdwsWebSocket } from "../mod.ts";
+import { filled } from "./fixtures/bytes.ts";
+import {
+  Child,
+  freePort,
+  Inbox,
+  LINUX_POLLERS,
+  type LinuxPoller,
+  stepPerPoller,
+  within,
+} from "./fixtures/harness.ts";
 
-const POLLERS = ["epoll", "select"] as const;
-type LinuxPoller = typeof POLLERS[number];
 const onLinux = Deno.build.os === "linux";
 
 const BIG = 16 * 1024 * 1024;
@@ -44,46 +52,9 @@ const MANY = 1000;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
-function openFds(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
-}
-
-/** Rejects with a message naming `what` when `p` takes longer than `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function sha256(data: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data as BufferSource));
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function pattern(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 // ------------------------------------------------------------------ our server
@@ -223,34 +194,30 @@ interface ClientKind {
   connect(url: string, protocols?: string[]): Promise<ClientConn>;
 }
 
-/** Messages in arrival order, with a bounded wait for the next one. */
-class Inbox {
-  #items: Msg[] = [];
-  #head = 0;
-  #waiter: PromiseWithResolvers<void> | null = null;
-  #ended: string | null = null;
+/** What both client adapters track of a connection: its open, its messages, its close. */
+class ConnEvents {
+  readonly inbox: Inbox<Msg> = new Inbox<Msg>();
+  readonly opened: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  readonly closed: PromiseWithResolvers<CloseInfo> = Promise.withResolvers<CloseInfo>();
+  isClosed = false;
 
-  push(m: Msg): void {
-    this.#items.push(m);
-    this.#waiter?.resolve();
+  /** The client's close event. */
+  onClose(e: { code: number; reason: string; wasClean: boolean }): void {
+    this.isClosed = true;
+    this.opened.reject(new Error(`closed before open: ${e.code}`));
+    this.inbox.end(`closed with ${e.code}`);
+    this.closed.resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
   }
 
-  end(why: string): void {
-    this.#ended ??= why;
-    this.#waiter?.resolve();
-  }
-
-  async next(ms: number = STEP_MS): Promise<Msg> {
-    const deadline = performance.now() + ms;
-    while (this.#head >= this.#items.length) {
-      if (this.#ended !== null) throw new Error(`no more messages: ${this.#ended}`);
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`no message within ${ms} ms`);
-      this.#waiter = Promise.withResolvers<void>();
-      await within(this.#waiter.promise, left, "next message").catch(() => {});
-      this.#waiter = null;
+  /** Waits for the open; when it fails, `abort()`s the client and waits for its close. */
+  async awaitOpen(what: string, abort: () => void, client: string): Promise<void> {
+    try {
+      await within(this.opened.promise, STEP_MS, what);
+    } catch (err) {
+      if (!this.isClosed) abort();
+      await within(this.closed.promise, STEP_MS, `${client} close after a failed open`);
+      throw err;
     }
-    return this.#items[this.#head++];
   }
 }
 
@@ -261,41 +228,27 @@ const denoClient: ClientKind = {
   async connect(url: string, protocols?: string[]): Promise<ClientConn> {
     const ws = new WebSocket(url, protocols);
     ws.binaryType = "arraybuffer";
-    const inbox = new Inbox();
-    const opened = Promise.withResolvers<void>();
-    const closed = Promise.withResolvers<CloseInfo>();
-    let isClosed = false;
-    ws.onopen = () => opened.resolve();
+    const ev = new ConnEvents();
+    ws.onopen = () => ev.opened.resolve();
     ws.onerror = (e) => {
-      opened.reject(new Error(`Deno WebSocket error: ${(e as ErrorEvent).message ?? e.type}`));
+      ev.opened.reject(new Error(`Deno WebSocket error: ${(e as ErrorEvent).message ?? e.type}`));
     };
     ws.onmessage = (e: MessageEvent) => {
-      inbox.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
+      ev.inbox.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
     };
-    ws.onclose = (e: CloseEvent) => {
-      isClosed = true;
-      opened.reject(new Error(`closed before open: ${e.code}`));
-      inbox.end(`closed with ${e.code}`);
-      closed.resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
-    };
-    try {
-      await within(opened.promise, STEP_MS, `Deno WebSocket open ${url}`);
-    } catch (err) {
-      if (!isClosed) ws.close();
-      await within(closed.promise, STEP_MS, "Deno WebSocket close after a failed open");
-      throw err;
-    }
+    ws.onclose = (e: CloseEvent) => ev.onClose(e);
+    await ev.awaitOpen(`Deno WebSocket open ${url}`, () => ws.close(), "Deno WebSocket");
     return {
       protocol: ws.protocol,
       send: (data) => ws.send(data as string | BufferSource),
       sendFragments: null,
-      next: (ms) => inbox.next(ms),
+      next: (ms) => ev.inbox.next(ms ?? STEP_MS),
       ping: null,
       close: (code, reason) => ws.close(code, reason),
-      closed: closed.promise,
+      closed: ev.closed.promise,
       dispose: async () => {
-        if (!isClosed && ws.readyState !== WebSocket.CLOSING) ws.close();
-        await within(closed.promise, STEP_MS, "Deno WebSocket dispose");
+        if (!ev.isClosed && ws.readyState !== WebSocket.CLOSING) ws.close();
+        await within(ev.closed.promise, STEP_MS, "Deno WebSocket dispose");
       },
     };
   },
@@ -307,59 +260,45 @@ const npmWsClient: ClientKind = {
   canFragment: true,
   async connect(url: string, protocols?: string[]): Promise<ClientConn> {
     const ws = new NodeWebSocket(url, protocols, { maxPayload: 64 * 1024 * 1024 });
-    const inbox = new Inbox();
-    const opened = Promise.withResolvers<void>();
-    const closed = Promise.withResolvers<CloseInfo>();
+    const ev = new ConnEvents();
     let pongWaiter: PromiseWithResolvers<Uint8Array> | null = null;
-    let isClosed = false;
-    ws.on("open", () => opened.resolve());
-    ws.on("error", (err: Error) => opened.reject(err));
+    ws.on("open", () => ev.opened.resolve());
+    ws.on("error", (err: Error) => ev.opened.reject(err));
     ws.on("message", (data: NodeWebSocket.RawData, isBinary: boolean) => {
       const bytes = Array.isArray(data)
         ? new Uint8Array(Buffer.concat(data))
         : data instanceof ArrayBuffer
         ? new Uint8Array(data)
         : new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-      inbox.push(isBinary ? bytes : utf8Strict.decode(bytes));
+      ev.inbox.push(isBinary ? bytes : utf8Strict.decode(bytes));
     });
     ws.on("pong", (data: Buffer) => {
       pongWaiter?.resolve(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
     });
     // The WHATWG-style event carries wasClean (close frames sent and received).
-    ws.addEventListener("close", (e: NodeWebSocket.CloseEvent) => {
-      isClosed = true;
-      opened.reject(new Error(`closed before open: ${e.code}`));
-      inbox.end(`closed with ${e.code}`);
-      closed.resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
-    });
-    try {
-      await within(opened.promise, STEP_MS, `ws open ${url}`);
-    } catch (err) {
-      if (!isClosed) ws.terminate();
-      await within(closed.promise, STEP_MS, "ws close after a failed open");
-      throw err;
-    }
+    ws.addEventListener("close", (e: NodeWebSocket.CloseEvent) => ev.onClose(e));
+    await ev.awaitOpen(`ws open ${url}`, () => ws.terminate(), "ws");
     return {
       protocol: ws.protocol,
       send: (data) => ws.send(data),
       sendFragments: (parts, binary) => {
         parts.forEach((part, i) => ws.send(part, { fin: i === parts.length - 1, binary }));
       },
-      next: (ms) => inbox.next(ms),
+      next: (ms) => ev.inbox.next(ms ?? STEP_MS),
       ping: (payload) => {
         pongWaiter = Promise.withResolvers<Uint8Array>();
         ws.ping(payload);
         return within(pongWaiter.promise, STEP_MS, "ws pong");
       },
       close: (code, reason) => ws.close(code, reason),
-      closed: closed.promise,
+      closed: ev.closed.promise,
       dispose: async () => {
         if (ws.readyState === NodeWebSocket.OPEN) ws.close(1000);
         try {
-          await within(closed.promise, 3_000, "ws closing handshake");
+          await within(ev.closed.promise, 3_000, "ws closing handshake");
         } finally {
-          if (!isClosed) ws.terminate();
-          await within(closed.promise, STEP_MS, "ws dispose");
+          if (!ev.isClosed) ws.terminate();
+          await within(ev.closed.promise, STEP_MS, "ws dispose");
         }
       },
     };
@@ -421,7 +360,7 @@ const SCENARIOS: Record<string, Scenario> = {
       assert.equal(await conn.next(), "frag-1 frag-2 frag-3");
       conn.sendFragments([emoji.subarray(0, 2), emoji.subarray(2)], false);
       assert.equal(await conn.next(), "🎉");
-      const parts = [pattern(1000, 1), pattern(70000, 2), pattern(1, 3)];
+      const parts = [filled(1000, 1), filled(70000, 2), filled(1, 3)];
       conn.sendFragments(parts, true);
       const whole = new Uint8Array(71001);
       whole.set(parts[0]);
@@ -434,7 +373,7 @@ const SCENARIOS: Record<string, Scenario> = {
   "binary echo (exact bytes, every length encoding)": (h, kind, id) =>
     withConn(kind, `${h.base}/echo?id=${id}`, async (conn) => {
       for (const n of BINARY_SIZES) {
-        const data = pattern(n, n + 1);
+        const data = filled(n, n + 1);
         conn.send(data);
         const got = await conn.next();
         assert.ok(got instanceof Uint8Array, `binary message of ${n} bytes came back as text`);
@@ -445,7 +384,7 @@ const SCENARIOS: Record<string, Scenario> = {
 
   "16 MiB binary message echoed intact": (h, kind, id) =>
     withConn(kind, `${h.base}/echo?id=${id}`, async (conn) => {
-      const data = pattern(BIG, 0xc0ffee);
+      const data = filled(BIG, 0xc0ffee);
       const sent = await sha256(data);
       conn.send(data);
       const got = await conn.next(STEP_MS * 2);
@@ -518,111 +457,6 @@ const SCENARIOS: Record<string, Scenario> = {
 
 // ------------------------------------------------------------------ subprocesses
 
-/** Lines of a child's output stream, read on demand; `rest()` reads to the end. */
-class Lines {
-  readonly #reader: ReadableStreamDefaultReader<string>;
-  #buf = "";
-  #done = false;
-  readonly seen: string[] = [];
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  /** The next line, or null at the end of the stream. */
-  async next(ms: number): Promise<string | null> {
-    const deadline = performance.now() + ms;
-    for (;;) {
-      const nl = this.#buf.indexOf("\n");
-      if (nl >= 0) {
-        const line = this.#buf.slice(0, nl);
-        this.#buf = this.#buf.slice(nl + 1);
-        this.seen.push(line);
-        return line;
-      }
-      if (this.#done) {
-        if (this.#buf === "") return null;
-        const line = this.#buf;
-        this.#buf = "";
-        this.seen.push(line);
-        return line;
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`no output line within ${ms} ms (saw ${this.seen.length})`);
-      const r = await within(this.#reader.read(), left, "child output");
-      if (r.done) this.#done = true;
-      else this.#buf += r.value;
-    }
-  }
-
-  /** Reads the remaining output (the child has exited or been killed). */
-  async rest(): Promise<string> {
-    let out = this.#buf;
-    this.#buf = "";
-    while (!this.#done) {
-      const r = await within(this.#reader.read(), STEP_MS, "child output end");
-      if (r.done) this.#done = true;
-      else out += r.value;
-    }
-    return out;
-  }
-}
-
-/** A spawned child with its output read as it comes; `stop()` always reaps it. */
-class Child {
-  readonly process: Deno.ChildProcess;
-  readonly stdout: Lines;
-  readonly stderr: Promise<string>;
-  exited = false;
-  readonly status: Promise<Deno.CommandStatus>;
-
-  constructor(cmd: string, args: string[], cwd: string = REPO) {
-    this.process = new Deno.Command(cmd, {
-      args,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.stdout = new Lines(this.process.stdout);
-    this.stderr = new Response(this.process.stderr).text();
-    this.status = this.process.status.then((s) => {
-      this.exited = true;
-      return s;
-    });
-  }
-
-  /** Reads lines until one matches, within `ms`. */
-  async waitFor(match: (line: string) => boolean, ms: number, what: string): Promise<string> {
-    const deadline = performance.now() + ms;
-    for (;;) {
-      const left = deadline - performance.now();
-      const line = left > 0 ? await this.stdout.next(left).catch(() => null) : null;
-      if (line === null) {
-        throw new Error(
-          `${what}: not seen within ${ms} ms; stdout: ${JSON.stringify(this.stdout.seen)}` +
-            (this.exited ? `; stderr: ${await this.stderr}` : ""),
-        );
-      }
-      if (match(line)) return line;
-    }
-  }
-
-  /** Kills the child if still running, waits for it and drains its output. */
-  async stop(): Promise<string> {
-    if (!this.exited) {
-      try {
-        this.process.kill("SIGKILL");
-      } catch {
-        // Exited in between.
-      }
-    }
-    await within(this.status, STEP_MS, "child exit after SIGKILL");
-    await this.stdout.rest();
-    return await this.stderr;
-  }
-}
-
 /** Starts examples/echo.ts on a free port and waits for its "listening" line. */
 async function startEchoExample(poller: LinuxPoller): Promise<{ child: Child; port: number }> {
   // The free port is probed, then released: another process may take it in between, so
@@ -637,7 +471,7 @@ async function startEchoExample(poller: LinuxPoller): Promise<{ child: Child; po
       String(port),
       "--poller",
       poller,
-    ]);
+    ], { cwd: REPO });
     try {
       await child.waitFor((l) => l.includes("listening"), STEP_MS, "examples/echo.ts 'listening'");
       return { child, port };
@@ -663,8 +497,8 @@ async function echoExampleSigterm(kind: ClientKind, poller: LinuxPoller): Promis
   try {
     conn = await kind.connect(`ws://127.0.0.1:${port}/any/path`);
     await echoOnce(conn, "hello before SIGTERM");
-    conn.send(pattern(70000, 7));
-    assert.deepEqual(await conn.next(), pattern(70000, 7));
+    conn.send(filled(70000, 7));
+    assert.deepEqual(await conn.next(), filled(70000, 7));
     const exit = await terminateEchoExample(child);
     const seen = await within(conn.closed, SIGTERM_EXIT_MS, "client close event after SIGTERM");
     assert.equal(seen.code, 1001, `the client saw ${seen.code} instead of 1001`);
@@ -725,7 +559,7 @@ interface PyResult {
 
 async function runPythonSuite(h: Harness, tag: string): Promise<Map<string, PyResult>> {
   const python = await findPython();
-  const child = new Child(python, [PY_CLIENT, "suite", h.base, tag]);
+  const child = new Child(python, [PY_CLIENT, "suite", h.base, tag], { cwd: REPO });
   const results = new Map<string, PyResult>();
   try {
     const deadline = performance.now() + 45_000;
@@ -739,7 +573,11 @@ async function runPythonSuite(h: Harness, tag: string): Promise<Map<string, PyRe
       results.set(r.scenario, r);
     }
     const status = await within(child.status, STEP_MS, "python exit");
-    assert.equal(status.code, 0, `ws_client.py exited with ${status.code}: ${await child.stderr}`);
+    assert.equal(
+      status.code,
+      0,
+      `ws_client.py exited with ${status.code}: ${await child.stderrWithin(STEP_MS)}`,
+    );
   } finally {
     await child.stop();
   }
@@ -841,7 +679,7 @@ async function pythonEchoExampleSigterm(poller: LinuxPoller): Promise<void> {
   const { child, port } = await startEchoExample(poller);
   let py: Child | null = null;
   try {
-    py = new Child(python, [PY_CLIENT, "hold", `ws://127.0.0.1:${port}/`]);
+    py = new Child(python, [PY_CLIENT, "hold", `ws://127.0.0.1:${port}/`], { cwd: REPO });
     const ready = JSON.parse(
       await py.waitFor((l) => l.includes('"ready"'), STEP_MS, "Python client ready"),
     );
@@ -896,37 +734,32 @@ function interopTest(
     ignore: !onLinux,
     fn: async (t) => {
       await warmUp(kind);
-      for (const poller of POLLERS) {
-        await t.step(poller, async (t) => {
-          const before = openFds();
-          const h = new Harness(poller);
-          try {
-            if (kind !== null) {
-              for (const [i, [title, scenario]] of Object.entries(SCENARIOS).entries()) {
-                const need = NEEDS[title];
-                await t.step({
-                  name: title,
-                  ignore: need !== undefined && !kind[need],
-                  fn: () => scenario(h, kind, `${kind.name}-${poller}-${i}`),
-                });
-              }
-            } else {
-              const results = await runPythonSuite(h, poller);
-              await checkPythonResults(t, h, results, poller);
+      await stepPerPoller(t, LINUX_POLLERS, async (poller, t) => {
+        const h = new Harness(poller);
+        try {
+          if (kind !== null) {
+            for (const [i, [title, scenario]] of Object.entries(SCENARIOS).entries()) {
+              const need = NEEDS[title];
+              await t.step({
+                name: title,
+                ignore: need !== undefined && !kind[need],
+                fn: () => scenario(h, kind, `${kind.name}-${poller}-${i}`),
+              });
             }
-          } finally {
-            await h.shutdown();
+          } else {
+            const results = await runPythonSuite(h, poller);
+            await checkPythonResults(t, h, results, poller);
           }
-          assert.equal(h.server.manager.size, 0, "connections left after shutdown");
-          assert.deepEqual(h.errors, [], "the server reported callback errors");
-          await t.step(
-            "examples/echo.ts: SIGTERM closes the client with 1001, exit 0",
-            () =>
-              kind !== null ? echoExampleSigterm(kind, poller) : pythonEchoExampleSigterm(poller),
-          );
-          assert.equal(openFds(), before, "descriptor leak");
-        });
-      }
+        } finally {
+          await h.shutdown();
+        }
+        assert.equal(h.server.manager.size, 0, "connections left after shutdown");
+        assert.deepEqual(h.errors, [], "the server reported callback errors");
+        await t.step(
+          "examples/echo.ts: SIGTERM closes the client with 1001, exit 0",
+          () => kind !== null ? echoExampleSigterm(kind, poller) : pythonEchoExampleSigterm(poller),
+        );
+      }, 0);
     },
   });
 }

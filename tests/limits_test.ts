@@ -1,9 +1,11 @@
 /**
  * Running out of descriptors (EMFILE) must not spin the accept loop: the server keeps a
  * spare descriptor to accept and close what it cannot serve, stays idle while clients
- * keep knocking, and serves again once descriptors are free.
+ * keep knocking, and serves again once descriptors are free. No descriptor of this process
+ * may outlive a test.
  */
 import assert from "node:assert/strict";
+import { assertNoFdLeak, Child, openFds, within } from "./fixtures/harness.ts";
 
 const CLK_TCK = 100;
 const LIMIT = 64;
@@ -67,32 +69,14 @@ async function echo(conn: Deno.TcpConn, text: string): Promise<string> {
 
 for (const poller of ["epoll", "select"]) {
   Deno.test(`EMFILE: the accept loop does not spin and recovers (${poller})`, async () => {
-    const child = new Deno.Command("bash", {
-      args: [
-        "-c",
-        `ulimit -n ${LIMIT}; exec "${Deno.execPath()}" run --allow-ffi ` +
-        `tests/fixtures/limits/emfile_server.ts ${poller}`,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let pending = "";
-    const nextLine = async (): Promise<string> => {
-      const deadline = Date.now() + 10_000;
-      while (!pending.includes("\n")) {
-        if (Date.now() > deadline) throw new Error("no line from the server");
-        const { value, done } = await lines.read();
-        if (done) throw new Error("server exited");
-        pending += value;
-      }
-      const i = pending.indexOf("\n");
-      const line = pending.slice(0, i);
-      pending = pending.slice(i + 1);
-      return line;
-    };
-    const stdin = child.stdin.getWriter();
+    const fdsBefore = openFds();
+    const child = new Child("bash", [
+      "-c",
+      `ulimit -n ${LIMIT}; exec "${Deno.execPath()}" run --allow-ffi ` +
+      `tests/fixtures/limits/emfile_server.ts ${poller}`,
+    ], { stdin: "piped", stderr: "inherit" });
+    const nextLine = (): Promise<string> => child.stdout.line(10_000, "a line from the server");
+    const stdin = child.process.stdin.getWriter();
     const clients: Deno.TcpConn[] = [];
     try {
       const port = Number((await nextLine()).split(" ")[1]);
@@ -105,7 +89,7 @@ for (const poller of ["epoll", "select"]) {
       }
       assert.ok(clients.length > 10, `some connections are served (${clients.length})`);
       assert.ok(refused > 0, "connections past the limit are refused, not left hanging");
-      const pid = child.pid;
+      const pid = child.process.pid;
       const before = cpuSeconds(pid);
       // Knock for a second while at the limit: a spinning accept loop would burn ~1 s.
       const knockers: Promise<void>[] = [];
@@ -140,9 +124,10 @@ for (const poller of ["epoll", "select"]) {
       for (const c of clients) c.close();
       await stdin.close().catch(() => {});
       child.kill("SIGTERM");
-      const status = await child.status;
-      await lines.cancel().catch(() => {});
+      const status = await within(child.status, 10_000, "the server to exit after SIGTERM");
+      await child.stop();
       assert.equal(status.code, 0, "server exits 0 on SIGTERM");
     }
+    await assertNoFdLeak(fdsBefore);
   });
 }

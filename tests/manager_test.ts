@@ -11,39 +11,17 @@
 
 import assert from "node:assert/strict";
 import { type PollerKind, type Server, WebSocket, WebSocketManager } from "../mod.ts";
+import { assertNoFdLeak, Child, delay, openFds, waitFor, within } from "./fixtures/harness.ts";
 import {
-  assertNoFdLeak,
   type Client,
-  delay,
-  openFds,
   parseClose,
-  POLLERS,
   type Received,
-  waitFor,
-  warmUp,
-  within,
+  serverTest,
   withServer,
 } from "./fixtures/manager/helpers.ts";
 
 const FIXTURES = new URL("./fixtures/manager/", import.meta.url);
 const MiB = 1024 * 1024;
-
-/** A test run once per poller as steps, failing when descriptors leak. */
-function serverTest(
-  name: string,
-  fn: (poller: PollerKind, t: Deno.TestContext) => Promise<void>,
-): void {
-  Deno.test(name, async (t) => {
-    await warmUp();
-    for (const poller of POLLERS) {
-      await t.step(poller, async (t) => {
-        const before = openFds();
-        await fn(poller, t);
-        await assertNoFdLeak(before);
-      });
-    }
-  });
-}
 
 /** The server-side connection whose request target is `url`. */
 function byUrl<T>(server: Server<T>, url: string): WebSocket<T> {
@@ -628,43 +606,19 @@ serverTest("stats count connections, messages and bytes", async (poller) => {
 // ------------------------------------------------------------------ process exit
 
 async function runShutdownFixture(poller: PollerKind, mode: "inproc" | "external"): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-net",
-      "--allow-read",
-      new URL("shutdown_exit.ts", FIXTURES).pathname,
-      poller,
-      mode,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const readLine = async (timeoutMs: number): Promise<string> => {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const nl = text.indexOf("\n");
-      if (nl >= 0) {
-        const line = text.slice(0, nl);
-        text = text.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await within(
-        lines.read(),
-        Math.max(1, deadline - performance.now()),
-        "child output",
-      );
-      if (done) throw new Error(`child output ended: ${text}`);
-      text += value;
-    }
-  };
+  const child = new Child(Deno.execPath(), [
+    "run",
+    "--allow-ffi",
+    "--allow-net",
+    "--allow-read",
+    new URL("shutdown_exit.ts", FIXTURES).pathname,
+    poller,
+    mode,
+  ], { stderr: "inherit" });
   let raw: Deno.TcpConn | null = null;
   try {
     if (mode === "external") {
-      const port = Number((await readLine(10_000)).split(" ")[1]);
+      const port = Number((await child.stdout.line(10_000, "the port line")).split(" ")[1]);
       // A client that completes the handshake and then never reads nor answers.
       raw = await Deno.connect({ hostname: "127.0.0.1", port });
       await raw.write(new TextEncoder().encode(
@@ -672,20 +626,14 @@ async function runShutdownFixture(poller: PollerKind, mode: "inproc" | "external
           `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       ));
     }
-    assert.equal(await readLine(10_000), "shut down");
+    assert.equal(await child.stdout.line(10_000, "the shutdown line"), "shut down");
     const shutAt = performance.now();
     const status = await within(child.status, 5_000, "the process exits by itself");
     assert.equal(status.code, 0);
     assert.ok(performance.now() - shutAt < 5_000);
   } finally {
     raw?.close();
-    try {
-      child.kill();
-    } catch {
-      // exited
-    }
-    await child.status;
-    await lines.cancel().catch(() => {});
+    await child.stop();
   }
 }
 

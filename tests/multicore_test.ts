@@ -1,51 +1,26 @@
 /**
  * examples/multicore.ts: one manager per worker thread on a shared SO_REUSEPORT port.
  * Every client is served, the kernel spreads them over both workers, and SIGTERM stops
- * the workers cleanly.
+ * the workers cleanly. No descriptor of this process may outlive the test.
  */
 import assert from "node:assert/strict";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { assertNoFdLeak, Child, freePort, openFds, within } from "./fixtures/harness.ts";
 
 Deno.test("multicore example: two workers share the port and both serve", async () => {
+  const fdsBefore = openFds();
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "examples/multicore.ts",
-      "--port",
-      String(port),
-      "--workers",
-      "2",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  const waitFor = async (pattern: RegExp, ms: number): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!pattern.test(out)) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${pattern}: ${out}`);
-      const r = await Promise.race([
-        reader.read(),
-        new Promise<null>((res) => setTimeout(() => res(null), left)),
-      ]);
-      if (r === null) continue;
-      if (r.done) throw new Error(`server exited: ${out}`);
-      out += r.value;
-    }
-  };
+  const child = new Child(Deno.execPath(), [
+    "run",
+    "--allow-ffi",
+    "--allow-read",
+    "examples/multicore.ts",
+    "--port",
+    String(port),
+    "--workers",
+    "2",
+  ], { stderr: "inherit" });
   try {
-    await waitFor(/listening/, 15_000);
+    await child.stdout.match(/listening/, 15_000, "the listening line");
     const n = 60;
     let echoed = 0;
     await Promise.all(Array.from({ length: n }, (_, i) =>
@@ -64,21 +39,18 @@ Deno.test("multicore example: two workers share the port and both serve", async 
       })));
     assert.equal(echoed, n);
     child.kill("SIGTERM");
-    await waitFor(/fdws-worker-1/, 10_000);
-    await waitFor(/fdws-worker-0/, 10_000);
-    const opened = [...out.matchAll(/"opened":(\d+)/g)].map((m) => Number(m[1]));
+    await child.stdout.match(/fdws-worker-1/, 10_000, "worker 1 to report");
+    await child.stdout.match(/fdws-worker-0/, 10_000, "worker 0 to report");
+    const opened = [...child.stdout.text.matchAll(/"opened":(\d+)/g)].map((m) => Number(m[1]));
     assert.equal(opened.length, 2);
     assert.equal(opened[0] + opened[1], n);
     // SO_REUSEPORT hashes connections over both listeners: 60 all on one is ~1e-18.
     assert.ok(opened[0] > 0 && opened[1] > 0, `both workers served: ${opened.join(", ")}`);
   } finally {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already exited
-    }
-    const status = await child.status;
-    await reader.cancel().catch(() => {});
+    child.kill("SIGTERM");
+    const status = await within(child.status, 10_000, "the server to exit after SIGTERM");
+    await child.stop();
     assert.equal(status.code, 0);
   }
+  await assertNoFdLeak(fdsBefore);
 });

@@ -28,6 +28,7 @@ import {
 import { Events, Interest, type Poller, PollerError, Ready } from "../poller/poller.ts";
 import { Registry } from "../poller/registry.ts";
 import { SelectPoller } from "../poller/select.ts";
+import { openFds, runToEnd, stepPerPoller } from "./fixtures/harness.ts";
 
 const lib = libc();
 const { c, sym } = lib;
@@ -43,13 +44,9 @@ const KINDS: { name: "epoll" | "select"; make: () => Poller }[] = onLinux
   ]
   : [{ name: "select", make: () => new SelectPoller() }];
 
-function openFds(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
-}
-
 /**
  * Runs `fn` once per poller kind as steps of one test, and fails when the number of open
- * descriptors differs afterwards.
+ * descriptors differs right afterwards (no settle wait: closing a poller is synchronous).
  */
 function pollerTest(
   name: string,
@@ -60,19 +57,17 @@ function pollerTest(
     name,
     ignore: !onLinux,
     fn: async (t) => {
-      for (const k of KINDS) {
-        if (!kinds.includes(k.name)) continue;
-        await t.step(k.name, async (t) => {
-          const before = openFds();
-          const poller = k.make();
-          try {
-            await fn(poller, k.name, t);
-          } finally {
-            poller.close();
-          }
-          assert.equal(openFds(), before, "descriptor leak");
-        });
-      }
+      const names = KINDS.map((k) => k.name).filter((name) => kinds.includes(name));
+      await stepPerPoller(t, names, async (name, t) => {
+        const kind = KINDS.find((k) => k.name === name);
+        assert.ok(kind !== undefined);
+        const poller = kind.make();
+        try {
+          await fn(poller, name, t);
+        } finally {
+          poller.close();
+        }
+      }, 0);
     },
   });
 }
@@ -545,32 +540,17 @@ Deno.test({
   ignore: !onLinux,
   fn: async (t) => {
     const script = new URL("./fixtures/close_pending_wait.ts", import.meta.url);
-    for (const { name } of KINDS) {
-      await t.step(name, async () => {
-        const before = openFds();
-        const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", "--allow-ffi", "--no-config", script.pathname, name],
-          stdout: "piped",
-          stderr: "piped",
-          stdin: "null",
-        }).spawn();
-        let killed = false;
-        const timer = setTimeout(() => {
-          killed = true;
-          child.kill("SIGKILL");
-        }, 5000);
-        const start = performance.now();
-        const out = await child.output();
-        clearTimeout(timer);
-        const elapsed = performance.now() - start;
-        const text = new TextDecoder().decode(out.stdout);
-        assert.ok(!killed, `child still running after 5 s: ${text}`);
-        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-        assert.match(text, new RegExp(`^${name} wait resolved 0 closed=true`));
-        assert.ok(elapsed < 5000);
-        assert.equal(openFds(), before);
-      });
-    }
+    await stepPerPoller(t, KINDS.map((k) => k.name), async (name) => {
+      const out = await runToEnd(
+        Deno.execPath(),
+        ["run", "--allow-ffi", "--no-config", script.pathname, name],
+        5000,
+      );
+      assert.ok(!out.killed, `child still running after 5 s: ${out.stdout}`);
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stdout, new RegExp(`^${name} wait resolved 0 closed=true`));
+      assert.ok(out.elapsedMs < 5000);
+    }, 0);
   },
 });
 

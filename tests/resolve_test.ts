@@ -8,12 +8,7 @@
 import assert from "node:assert/strict";
 import { eaiCode, ResolveError, resolveHost, resolveLiteral } from "../net/resolve.ts";
 import { FdwsError } from "../errors.ts";
-
-function openFds(): number {
-  let n = 0;
-  for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
-  return n;
-}
+import { assertNoFdLeak, openFds } from "./fixtures/harness.ts";
 
 /** Address → names of the lines of /etc/hosts (empty when there is no such file). */
 function hostsEntries(): Map<string, string[]> {
@@ -93,7 +88,7 @@ Deno.test("resolveHost: names of /etc/hosts through getaddrinfo", async () => {
     );
     for (const r of all) assert.ok(r.length >= 1);
   }
-  assert.equal(openFds(), before, "descriptor leak");
+  await assertNoFdLeak(before, 0);
 });
 
 Deno.test("resolveHost: a name that does not resolve is a typed error, quickly", async () => {
@@ -110,7 +105,7 @@ Deno.test("resolveHost: a name that does not resolve is a typed error, quickly",
     assert.match(err.message, new RegExp(name.replace(/\./g, "\\.")));
     assert.ok(took < 10_000, `took ${took} ms`);
   }
-  assert.equal(openFds(), before, "descriptor leak");
+  await assertNoFdLeak(before, 0);
 });
 
 Deno.test("resolveHost: invalid host names", async () => {

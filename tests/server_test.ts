@@ -11,104 +11,32 @@
 import assert from "node:assert/strict";
 import { serve, type ServeOptions, type Server } from "../server.ts";
 import type { WebSocket } from "../websocket.ts";
+import type { PollerKind } from "../poller/poller.ts";
+import { concat } from "./fixtures/bytes.ts";
+import {
+  acceptKey,
+  Child,
+  closePayload,
+  delay,
+  indexOfHeadEnd,
+  openFds,
+  parseFrame,
+  POLLERS,
+  rawFrame,
+  stepPerPoller,
+  waitFor,
+  type WireFrame,
+} from "./fixtures/harness.ts";
 
-type Kind = "epoll" | "select";
-const KINDS: readonly Kind[] = ["epoll", "select"];
 const onLinux = Deno.build.os === "linux";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** The RFC 6455 §1.3 sample key and its accept value, computed independently below too. */
+/** The RFC 6455 §1.3 sample key (its accept value is computed independently by acceptKey). */
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
 // ---------------------------------------------------------------------------- helpers
-
-function openFds(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `pred` every 10 ms until it holds; fails after `timeoutMs`. */
-async function waitUntil(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!pred()) {
-    if (performance.now() >= deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** base64(SHA-1(key + GUID)), computed with WebCrypto, independently of the server. */
-async function expectedAccept(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    enc.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-  );
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
-}
-
-/** Fields of a frame written by {@link rawFrame}; anything may be set, valid or not. */
-interface RawFrame {
-  opcode: number;
-  payload?: Uint8Array | string;
-  fin?: boolean;
-  /** RSV1-3 as a 3-bit number (RSV1 = 4). */
-  rsv?: number;
-  /** Default true: a client must mask. */
-  mask?: boolean;
-}
-
-/** Encodes one frame exactly as told (a client frame: masked unless `mask: false`). */
-function rawFrame(f: RawFrame): Uint8Array {
-  const payload = typeof f.payload === "string"
-    ? enc.encode(f.payload)
-    : f.payload ?? new Uint8Array(0);
-  const mask = f.mask ?? true;
-  const len = payload.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const out = new Uint8Array(2 + ext + (mask ? 4 : 0) + len);
-  const view = new DataView(out.buffer);
-  out[0] = ((f.fin ?? true) ? 0x80 : 0) | ((f.rsv ?? 0) << 4) | f.opcode;
-  out[1] = (mask ? 0x80 : 0) | (ext === 0 ? len : ext === 2 ? 126 : 127);
-  let at = 2;
-  if (ext === 2) view.setUint16(2, len);
-  if (ext === 8) view.setBigUint64(2, BigInt(len));
-  at += ext;
-  if (!mask) {
-    out.set(payload, at);
-    return out;
-  }
-  const key = crypto.getRandomValues(new Uint8Array(4));
-  out.set(key, at);
-  at += 4;
-  for (let i = 0; i < len; i++) out[at + i] = payload[i] ^ key[i & 3];
-  return out;
-}
-
-/** Payload of a close frame. */
-function closePayload(code: number, reason: Uint8Array | string = ""): Uint8Array {
-  const r = typeof reason === "string" ? enc.encode(reason) : reason;
-  const out = new Uint8Array(2 + r.length);
-  out[0] = code >> 8;
-  out[1] = code & 0xff;
-  out.set(r, 2);
-  return out;
-}
 
 /**
  * Request bytes of an opening handshake. `fields` override the standard ones by name
@@ -155,13 +83,7 @@ interface Answer {
 }
 
 /** A frame as read by {@link RawClient.readFrame}. */
-interface Frame {
-  fin: boolean;
-  rsv: number;
-  opcode: number;
-  masked: boolean;
-  payload: Uint8Array;
-}
+type Frame = WireFrame;
 
 /**
  * A raw TCP client. A pump reads everything that arrives into a buffer; the `read*`
@@ -248,14 +170,9 @@ class RawClient {
     return this.#await(
       () => {
         const b = this.#buf;
-        let end = -1;
-        for (let i = 0; i + 3 < b.length; i++) {
-          if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) {
-            end = i + 4;
-            break;
-          }
-        }
-        if (end < 0) return null;
+        const headEnd = indexOfHeadEnd(b);
+        if (headEnd < 0) return null;
+        const end = headEnd + 4;
         const head = dec.decode(b.subarray(0, end));
         const lines = head.slice(0, -4).split("\r\n");
         const m = /^HTTP\/1\.1 (\d{3}) /.exec(lines[0]);
@@ -283,31 +200,10 @@ class RawClient {
   readFrame(timeoutMs = 3000): Promise<Frame> {
     return this.#await(
       () => {
-        const b = this.#buf;
-        if (b.length < 2) return null;
-        const masked = (b[1] & 0x80) !== 0;
-        let len = b[1] & 0x7f;
-        let at = 2;
-        if (len === 126) {
-          if (b.length < 4) return null;
-          len = (b[2] << 8) | b[3];
-          at = 4;
-        } else if (len === 127) {
-          if (b.length < 10) return null;
-          len = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(2));
-          at = 10;
-        }
-        if (masked) at += 4;
-        if (b.length < at + len) return null;
-        const frame: Frame = {
-          fin: (b[0] & 0x80) !== 0,
-          rsv: (b[0] >> 4) & 7,
-          opcode: b[0] & 0x0f,
-          masked,
-          payload: b.slice(at, at + len),
-        };
-        this.#take(at + len);
-        return frame;
+        const parsed = parseFrame(this.#buf);
+        if (parsed === null) return null;
+        this.#take(parsed.size);
+        return parsed.frame;
       },
       timeoutMs,
       "a frame",
@@ -377,12 +273,12 @@ class RawClient {
 
 /** Servers and sockets of one step, released by {@link Scope.dispose}. */
 class Scope {
-  readonly kind: Kind;
+  readonly kind: PollerKind;
   readonly #servers: { shutdown(): Promise<void> }[] = [];
   readonly #clients: RawClient[] = [];
   readonly #raw: Deno.TcpConn[] = [];
 
-  constructor(kind: Kind) {
+  constructor(kind: PollerKind) {
     this.kind = kind;
   }
 
@@ -429,7 +325,7 @@ let warmedUp = false;
 async function warmUp(): Promise<void> {
   if (warmedUp) return;
   warmedUp = true;
-  for (const kind of KINDS) {
+  for (const kind of POLLERS) {
     const scope = new Scope(kind);
     try {
       const server = scope.serve({ websocket: { message: (ws, data) => ws.send(data) } });
@@ -441,7 +337,7 @@ async function warmUp(): Promise<void> {
       await c.expectEof();
       const r = await scope.raw(server.port);
       await r.write(enc.encode(handshake()));
-      await sleep(20);
+      await delay(20);
     } finally {
       await scope.dispose();
     }
@@ -461,20 +357,14 @@ function serverTest(
     ignore: !onLinux,
     fn: async (t) => {
       await warmUp();
-      for (const kind of KINDS) {
-        await t.step(kind, async (t) => {
-          const before = openFds();
-          const scope = new Scope(kind);
-          try {
-            await fn(scope, t);
-          } finally {
-            await scope.dispose();
-          }
-          const deadline = performance.now() + 2000;
-          while (openFds() !== before && performance.now() < deadline) await sleep(10);
-          assert.equal(openFds(), before, "descriptor leak");
-        });
-      }
+      await stepPerPoller(t, POLLERS, async (kind, t) => {
+        const scope = new Scope(kind);
+        try {
+          await fn(scope, t);
+        } finally {
+          await scope.dispose();
+        }
+      });
     },
   });
 }
@@ -537,7 +427,7 @@ serverTest("server: handshake answers", async (scope, t) => {
     assert.match(answer.head, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
     assert.equal(answer.headers.get("upgrade")?.toLowerCase(), "websocket");
     assert.equal(answer.headers.get("connection")?.toLowerCase(), "upgrade");
-    assert.equal(answer.headers.get("sec-websocket-accept"), await expectedAccept(key));
+    assert.equal(answer.headers.get("sec-websocket-accept"), await acceptKey(key));
     assert.equal(answer.headers.get("sec-websocket-extensions"), null);
     assert.equal(answer.headers.get("sec-websocket-protocol"), null);
     // Uncompressed frames work (and RSV1 stays clear on the answer).
@@ -597,7 +487,7 @@ serverTest("server: handshake answers", async (scope, t) => {
         break; // The server may close once it has answered.
       }
       sent += chunk.length;
-      await sleep(5);
+      await delay(5);
     }
     const answer = await c.readResponse();
     assert.equal(answer.status, 431);
@@ -633,7 +523,7 @@ serverTest("server: handshake answers", async (scope, t) => {
   });
 
   await t.step("counters and handlers", async () => {
-    await waitUntil(() => rec.closes.length === 2, 2000, "close handlers");
+    await waitFor(() => rec.closes.length === 2, 2000, "close handlers");
     assert.equal(rec.opens.length, 2);
     assert.equal(server.stats.upgraded, 2);
     assert.equal(server.stats.responses[400], 12);
@@ -641,7 +531,7 @@ serverTest("server: handshake answers", async (scope, t) => {
     assert.equal(server.stats.responses[405], 1);
     assert.equal(server.stats.responses[426], 2);
     assert.equal(server.stats.responses[431], 3);
-    await waitUntil(() => server.pendingHandshakes === 0, 3000, "pending handshakes to end");
+    await waitFor(() => server.pendingHandshakes === 0, 3000, "pending handshakes to end");
     assert.equal(server.manager.size, 0);
   });
 });
@@ -731,9 +621,9 @@ serverTest("server: fetch handler", async (scope, t) => {
     // The body arriving in a later write than the head.
     const d = await scope.client(port);
     await d.write(httpRequest("POST", "/echo", "Content-Length: 7\r\n"));
-    await sleep(30);
+    await delay(30);
     await d.write("abc");
-    await sleep(30);
+    await delay(30);
     await d.write("defg");
     const b = await d.readResponse();
     assert.equal(b.body, "POST abcdefg");
@@ -758,7 +648,7 @@ serverTest("server: fetch handler", async (scope, t) => {
     const a = await c.upgrade(handshake({}, "GET /ws?user=ann HTTP/1.1"));
     assert.equal(a.headers.get("x-extra"), "yes");
     assert.equal(a.headers.get("set-cookie"), "a=b");
-    assert.equal(a.headers.get("sec-websocket-accept"), await expectedAccept(KEY));
+    assert.equal(a.headers.get("sec-websocket-accept"), await acceptKey(KEY));
     await c.write(rawFrame({ opcode: 1, payload: "hi" }));
     assert.equal(await c.readText(), "ann:hi");
     assert.deepEqual(opened.at(-1), { user: "ann" });
@@ -783,7 +673,7 @@ serverTest("server: fetch handler", async (scope, t) => {
   await t.step("a 3 MB Response reaches a client that reads late", async () => {
     const c = await scope.client(port);
     await c.write(httpRequest("GET", "/big"));
-    await sleep(200);
+    await delay(200);
     const a = await c.readResponse({ timeoutMs: 5000 });
     assert.equal(a.status, 200);
     assert.equal(a.body.length, 3_000_000);
@@ -809,7 +699,7 @@ serverTest("server: fetch handler", async (scope, t) => {
     await c.write(httpRequest("POST", "/echo", "Content-Length: 60000\r\n"));
     for (let i = 0; i < 6; i++) {
       await c.write(String(i).repeat(10000));
-      await sleep(5);
+      await delay(5);
     }
     const a = await c.readResponse();
     assert.equal(a.body, `POST ${"012345".split("").map((d) => d.repeat(10000)).join("")}`);
@@ -867,7 +757,7 @@ serverTest("server: bytes after the head in the same write are processed", async
   const d = await scope.client(server.port);
   const req = handshake();
   await d.write(req.slice(0, 10));
-  await sleep(20);
+  await delay(20);
   await d.upgrade(req.slice(10), rawFrame({ opcode: 1, payload: "second" }));
   assert.equal(await d.readText(), "second");
   // A close frame right behind the head: echoed after the 101, then TCP closed.
@@ -875,7 +765,7 @@ serverTest("server: bytes after the head in the same write are processed", async
   await e.upgrade(handshake(), rawFrame({ opcode: 8, payload: closePayload(1000) }));
   assert.equal((await e.readClose()).code, 1000);
   await e.expectEof();
-  await waitUntil(() => rec.closes.length === 1, 2000, "the close handler");
+  await waitFor(() => rec.closes.length === 1, 2000, "the close handler");
   assert.equal(rec.closes[0].code, 1000);
 });
 
@@ -931,7 +821,7 @@ serverTest("server: trickling clients are cut off at the handshake timeout", asy
         } catch {
           return;
         }
-        await sleep(200);
+        await delay(200);
       }
     })();
     try {
@@ -948,7 +838,7 @@ serverTest("server: trickling clients are cut off at the handshake timeout", asy
   });
   await Promise.all([...runs, silent]);
   assert.equal(server.stats.responses[408], 4);
-  await waitUntil(() => server.pendingHandshakes === 0, 3000, "pending handshakes to end");
+  await waitFor(() => server.pendingHandshakes === 0, 3000, "pending handshakes to end");
 });
 
 serverTest("server: maxConnections", async (scope) => {
@@ -967,17 +857,17 @@ serverTest("server: maxConnections", async (scope) => {
   await b.write(rawFrame({ opcode: 8, payload: closePayload(1000) }));
   await b.readClose();
   await b.expectEof();
-  await waitUntil(() => server.manager.size === 1, 2000, "the closed connection to go");
+  await waitFor(() => server.manager.size === 1, 2000, "the closed connection to go");
   const pending = await scope.client(server.port);
   await pending.write("GET / HTTP/1.1\r\n");
-  await waitUntil(() => server.pendingHandshakes === 1, 2000, "the pending handshake");
+  await waitFor(() => server.pendingHandshakes === 1, 2000, "the pending handshake");
   const d = await scope.client(server.port);
   assert.equal((await d.readResponse()).status, 503);
   await d.expectEof();
   await d.close();
   // The slot freed: a new connection gets in.
   await pending.close();
-  await waitUntil(() => server.pendingHandshakes === 0, 2000, "the pending handshake to go");
+  await waitFor(() => server.pendingHandshakes === 0, 2000, "the pending handshake to go");
   const e = await scope.client(server.port);
   await e.upgrade(handshake(), rawFrame({ opcode: 1, payload: "in" }));
   assert.equal(await e.readText(), "in");
@@ -1089,12 +979,12 @@ serverTest("server: frame-level failures over the wire", async (scope, t) => {
       assert.equal(close.code, v.code, `reason: ${close.reason}`);
       await c.expectEof();
       await c.close();
-      await waitUntil(() => rec.closes.length === closesBefore + 1, 2000, "the close handler");
+      await waitFor(() => rec.closes.length === closesBefore + 1, 2000, "the close handler");
       // The application sees 1006: no close frame was received (or it was invalid).
       assert.equal(rec.closes.at(-1)!.code, 1006);
     });
   }
-  await waitUntil(() => server.manager.size === 0, 2000, "every connection to close");
+  await waitFor(() => server.manager.size === 0, 2000, "every connection to close");
   assert.equal(server.manager.stats.protocolErrors, VIOLATIONS.length);
 });
 
@@ -1115,13 +1005,13 @@ serverTest("server: a client close is echoed, then the server closes TCP", async
       const close = await c.readClose();
       assert.equal(close.code, k.echo);
       await c.expectEof();
-      await waitUntil(() => rec.closes.length === before + 1, 2000, "the close handler");
+      await waitFor(() => rec.closes.length === before + 1, 2000, "the close handler");
       assert.equal(rec.closes.at(-1)!.code, k.seen);
       if (k.seen === 1000) assert.equal(rec.closes.at(-1)!.reason, "bye");
       await c.close();
     });
   }
-  await waitUntil(() => server.manager.size === 0, 2000, "every connection to close");
+  await waitFor(() => server.manager.size === 0, 2000, "every connection to close");
   assert.equal(rec.closes.length, cases.length);
 });
 
@@ -1135,11 +1025,11 @@ serverTest("server: abrupt resets", async (scope, t) => {
     const conn = await scope.raw(server.port);
     const frame = rawFrame({ opcode: 2, payload: new Uint8Array(100) });
     await conn.write(concat(enc.encode(handshake()), frame.subarray(0, 30)));
-    await waitUntil(() => rec.opens.length === 1, 2000, "the connection to open");
-    await sleep(20); // the 101 sits unread in our receive buffer: closing now resets
+    await waitFor(() => rec.opens.length === 1, 2000, "the connection to open");
+    await delay(20); // the 101 sits unread in our receive buffer: closing now resets
     conn.close();
-    await waitUntil(() => rec.closes.length === 1, 2000, "the close handler");
-    await sleep(100);
+    await waitFor(() => rec.closes.length === 1, 2000, "the close handler");
+    await delay(100);
     assert.equal(rec.closes.length, 1);
     assert.equal(rec.closes[0].code, 1006);
     assert.equal(rec.closes[0].ws, rec.opens[0]);
@@ -1150,10 +1040,10 @@ serverTest("server: abrupt resets", async (scope, t) => {
   await t.step("half a frame, then FIN → 1006", async () => {
     const c = await scope.client(server.port);
     await c.upgrade(handshake(), rawFrame({ opcode: 1, payload: "whole" }).subarray(0, 4));
-    await waitUntil(() => rec.opens.length === 2, 2000, "the connection to open");
+    await waitFor(() => rec.opens.length === 2, 2000, "the connection to open");
     await c.conn.closeWrite();
     await c.expectEof();
-    await waitUntil(() => rec.closes.length === 2, 2000, "the close handler");
+    await waitFor(() => rec.closes.length === 2, 2000, "the close handler");
     assert.equal(rec.closes[1].code, 1006);
     await c.close();
   });
@@ -1161,18 +1051,18 @@ serverTest("server: abrupt resets", async (scope, t) => {
   await t.step("a reset in the middle of the handshake", async () => {
     const conn = await scope.raw(server.port);
     await conn.write(enc.encode(handshake().slice(0, 40)));
-    await waitUntil(() => server.pendingHandshakes === 1, 2000, "the pending handshake");
+    await waitFor(() => server.pendingHandshakes === 1, 2000, "the pending handshake");
     conn.close();
-    await waitUntil(() => server.pendingHandshakes === 0, 2000, "the handshake to go");
+    await waitFor(() => server.pendingHandshakes === 0, 2000, "the handshake to go");
   });
 
   await t.step("a reset after an HTTP answer, before it was read", async () => {
     const conn = await scope.raw(server.port);
     await conn.write(enc.encode(handshake({ "Sec-WebSocket-Version": "8" })));
-    await waitUntil(() => server.stats.responses[426] === 1, 2000, "the 426");
-    await sleep(20);
+    await waitFor(() => server.stats.responses[426] === 1, 2000, "the 426");
+    await delay(20);
     conn.close();
-    await waitUntil(() => server.pendingHandshakes === 0, 3000, "the lingering close");
+    await waitFor(() => server.pendingHandshakes === 0, 3000, "the lingering close");
   });
 
   // Still healthy.
@@ -1206,7 +1096,7 @@ serverTest("server: churn of 300 connections, clean and abrupt", async (scope) =
         upgrades++;
         const conn = await scope.raw(port);
         await conn.write(enc.encode(handshake()));
-        await sleep(5);
+        await delay(5);
         conn.close();
         return;
       }
@@ -1215,7 +1105,7 @@ serverTest("server: churn of 300 connections, clean and abrupt", async (scope) =
         const conn = await scope.raw(port);
         const frame = rawFrame({ opcode: 2, payload: new Uint8Array(1000) });
         await conn.write(concat(enc.encode(handshake()), frame.subarray(0, 500)));
-        await sleep(5);
+        await delay(5);
         conn.close();
         return;
       }
@@ -1245,7 +1135,7 @@ serverTest("server: churn of 300 connections, clean and abrupt", async (scope) =
     for (let j = i; j < i + BATCH && j < TOTAL; j++) batch.push(one(j));
     await Promise.all(batch);
   }
-  await waitUntil(
+  await waitFor(
     () => server.manager.size === 0 && server.pendingHandshakes === 0,
     5000,
     "every connection to be released",
@@ -1275,7 +1165,7 @@ serverTest("server: shutdown with 20 connected clients", async (scope) => {
   // One more in the middle of its handshake: it is dropped.
   const pending = await scope.client(server.port);
   await pending.write("GET /chat HTTP/1.1\r\n");
-  await waitUntil(() => server.manager.size === 20 && server.pendingHandshakes === 1, 2000, "20");
+  await waitFor(() => server.manager.size === 20 && server.pendingHandshakes === 1, 2000, "20");
   let finished = false;
   server.finished.then(() => finished = true);
   const shutdown = server.shutdown();
@@ -1322,13 +1212,13 @@ serverTest("server: shutdown while fetch handlers are pending", async (scope) =>
   await a.write(httpRequest("GET", "/"));
   const b = await scope.client(server.port);
   await b.write(handshake({}, "GET /ws HTTP/1.1"));
-  await waitUntil(() => gates.length === 2, 2000, "both handlers to start");
+  await waitFor(() => gates.length === 2, 2000, "both handlers to start");
   await server.shutdown();
   await a.expectEof();
   await b.expectEof();
   // The handlers end after the server: their answers go nowhere, nothing throws.
   for (const g of gates) g.resolve();
-  await sleep(50);
+  await delay(50);
   assert.equal(server.manager.size, 0);
   assert.equal(server.pendingHandshakes, 0);
   assert.equal(server.stats.upgraded, 0);
@@ -1380,7 +1270,7 @@ serverTest("server: descriptors past FD_SETSIZE get 503 under select, no leak", 
   assert.equal(server.manager.size, upgraded);
   assert.equal(server.pendingHandshakes, 0);
   for (const c of conns) await c.close();
-  await waitUntil(() => server.manager.size === 0, 5000, "every connection to close");
+  await waitFor(() => server.manager.size === 0, 5000, "every connection to close");
   assert.equal(closes, upgraded);
   // Healthy afterwards.
   const c = await scope.client(server.port);
@@ -1390,27 +1280,15 @@ serverTest("server: descriptors past FD_SETSIZE get 503 under select, no leak", 
 // ---------------------------------------------------------------------------- signals
 
 serverTest("server: SIGTERM with signals: true closes clients with 1001, exit 0", async (scope) => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      new URL("./fixtures/server/signal_server.ts", import.meta.url).pathname,
-      scope.kind,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  let killed = false;
+  const child = new Child(Deno.execPath(), [
+    "run",
+    "--allow-ffi",
+    new URL("./fixtures/server/signal_server.ts", import.meta.url).pathname,
+    scope.kind,
+  ], { stderr: "inherit" });
   try {
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    while (!out.includes("\n")) {
-      const r = await lines.read();
-      if (r.done) throw new Error(`the child ended: ${out}`);
-      out += r.value;
-    }
-    const port = (JSON.parse(out.slice(0, out.indexOf("\n"))) as { port: number }).port;
-    out = out.slice(out.indexOf("\n") + 1);
+    const first = await child.stdout.line(10_000, "the port line");
+    const port = (JSON.parse(first) as { port: number }).port;
     const clients: RawClient[] = [];
     for (let i = 0; i < 3; i++) {
       const c = await scope.client(port);
@@ -1419,30 +1297,18 @@ serverTest("server: SIGTERM with signals: true closes clients with 1001, exit 0"
       clients.push(c);
     }
     const start = performance.now();
-    child.kill("SIGTERM");
+    child.process.kill("SIGTERM");
     await Promise.all(clients.map(async (c) => {
       assert.equal((await c.readClose()).code, 1001);
       await c.write(rawFrame({ opcode: 8, payload: closePayload(1001) }));
       await c.expectEof();
     }));
-    for (;;) {
-      const r = await lines.read();
-      if (r.done) break;
-      out += r.value;
-    }
+    const out = await child.stdout.rest();
     const status = await child.status;
-    killed = true;
     assert.equal(status.code, 0);
     assert.ok(performance.now() - start < 4000, "exit took too long");
     assert.deepEqual(out.trim().split("\n"), ["closed 1001", "closed 1001", "closed 1001"]);
   } finally {
-    if (!killed) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    }
+    await child.stop();
   }
 });

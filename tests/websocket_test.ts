@@ -10,42 +10,32 @@
  */
 
 import assert from "node:assert/strict";
-import { type PollerKind, type Server, WebSocket } from "../mod.ts";
-import {
-  assertNoFdLeak,
-  delay,
-  openFds,
-  parseClose,
-  POLLERS,
-  waitFor,
-  warmUp,
-  withServer,
-} from "./fixtures/manager/helpers.ts";
+import { type Server, WebSocket } from "../mod.ts";
+import { delay, waitFor } from "./fixtures/harness.ts";
+import { parseClose, serverTest, withServer } from "./fixtures/manager/helpers.ts";
 
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-/** A test run once per poller as steps, failing when descriptors leak. */
-function serverTest(
-  name: string,
-  fn: (poller: PollerKind, t: Deno.TestContext) => Promise<void>,
-): void {
-  Deno.test(name, async (t) => {
-    await warmUp();
-    for (const poller of POLLERS) {
-      await t.step(poller, async (t) => {
-        const before = openFds();
-        await fn(poller, t);
-        await assertNoFdLeak(before);
-      });
-    }
-  });
-}
 
 /** The only connection of a server. */
 function only<T>(server: Server<T>): WebSocket<T> {
   const all = [...server.manager];
   assert.equal(all.length, 1, "expected exactly one connection");
   return all[0];
+}
+
+/** Runs `fn` with console.error captured; returns the Error objects it was given. */
+async function errorsPrinted(fn: () => Promise<void>): Promise<Error[]> {
+  const original = console.error;
+  const printed: unknown[][] = [];
+  console.error = (...args: unknown[]): void => {
+    printed.push(args);
+  };
+  try {
+    await fn();
+  } finally {
+    console.error = original;
+  }
+  return printed.flat().filter((x): x is Error => x instanceof Error);
 }
 
 serverTest("a webSocketClass subclass runs its overridden lifecycle hooks", async (poller) => {
@@ -381,13 +371,8 @@ serverTest("a throwing callback is reported and the server keeps serving", async
 });
 
 serverTest("without an error handler a throwing callback goes to console.error", async (poller) => {
-  const original = console.error;
-  const printed: unknown[][] = [];
-  console.error = (...args: unknown[]): void => {
-    printed.push(args);
-  };
-  try {
-    await withServer({
+  const errors = await errorsPrinted(() =>
+    withServer({
       poller,
       websocket: {
         open(ws) {
@@ -408,22 +393,14 @@ serverTest("without an error handler a throwing callback goes to console.error",
       assert.equal(await c.nextText(), "listener");
       assert.equal(await c.nextText(), "ok");
       assert.equal(server.manager.stats.callbackErrors, 2);
-    });
-  } finally {
-    console.error = original;
-  }
-  const errors = printed.flat().filter((x): x is Error => x instanceof Error);
+    })
+  );
   assert.deepEqual(errors.map((e) => e.message), ["boom", "listener boom"]);
 });
 
 serverTest("an error handler that throws is itself reported to the console", async (poller) => {
-  const original = console.error;
-  const printed: unknown[][] = [];
-  console.error = (...args: unknown[]): void => {
-    printed.push(args);
-  };
-  try {
-    await withServer({
+  const errors = await errorsPrinted(() =>
+    withServer({
       poller,
       websocket: {
         message(ws, data) {
@@ -439,13 +416,9 @@ serverTest("an error handler that throws is itself reported to the console", asy
       await c.send("throw");
       await c.send("ok");
       assert.equal(await c.nextText(), "ok");
-    });
-  } finally {
-    console.error = original;
-  }
-  const messages = printed.flat().filter((x): x is Error => x instanceof Error).map((e) =>
-    e.message
+    })
   );
+  const messages = errors.map((e) => e.message);
   assert.ok(messages.includes("second"), `console.error got ${messages}`);
 });
 
