@@ -109,6 +109,8 @@ export interface PollTarget {
   onReady(ready: number): void;
   /** Called by housekeeping with the coarse clock (ms); may close itself. */
   onTimer?(now: number): void;
+  /** When `onTimer` next has work (manager clock, ms); Infinity: none. Absent: every tick. */
+  nextTimer?(): number;
   /** Releases the target when the manager shuts down (unregistered already). */
   close(): void;
 }
@@ -251,6 +253,8 @@ export class WebSocketManager<T = unknown> {
   #inTick = false;
   #flushScheduled = false;
   #nextHousekeeping = 0;
+  /** The loop sleeps in a wait whose timeout was computed from the timers of that moment. */
+  #parked = false;
   #lastHeartbeat = 0;
   readonly #flushTask = (): void => {
     this.#flushScheduled = false;
@@ -395,6 +399,7 @@ export class WebSocketManager<T = unknown> {
     this.#table[ws.fd] = ws;
     this.#poller.register(ws.fd, TOKEN_WS, Interest.READABLE);
     if (ws._closeSent || ws._closeWhenFlushed) this.#closing.add(ws);
+    this._timersChanged();
   }
 
   /** Unlinks `ws` from every table (it stays open). */
@@ -478,11 +483,18 @@ export class WebSocketManager<T = unknown> {
     byCode[code] = (byCode[code] ?? 0) + 1;
   }
 
+  /** @ignore A deadline or timer was added or moved from outside the loop. */
+  _timersChanged(): void {
+    // The sleeping wait's timeout may now be too long: wake it to compute a new one.
+    if (this.#parked) this.#poller.wake();
+  }
+
   /** @ignore Registers a non-WebSocket descriptor (listener, pending handshake). */
   _addTarget(target: PollTarget, interest: number): void {
     this.#table[target.fd] = target;
     this.#targets.add(target);
     this.#poller.register(target.fd, TOKEN_OTHER, interest);
+    this._timersChanged();
   }
 
   /** @ignore */
@@ -544,6 +556,7 @@ export class WebSocketManager<T = unknown> {
     if (ws._state === WebSocket.OPEN) ws._state = WebSocket.CLOSING;
     ws._deadline = this._now() + this.#closeTimeout;
     this.#closing.add(ws);
+    this._timersChanged();
     this.#scheduleFlush();
   }
 
@@ -654,6 +667,7 @@ export class WebSocketManager<T = unknown> {
     ws._state = WebSocket.CLOSING;
     ws._deadline = this._now() + this.#closeTimeout;
     this.#closing.add(ws);
+    this._timersChanged();
   }
 
   /**
@@ -800,6 +814,7 @@ export class WebSocketManager<T = unknown> {
     if (!ws._closeWhenFlushed || ws._state === WebSocket.CLOSED) return;
     if (ws._qBytes + ws._re - ws._rs !== 0) {
       this.#closing.add(ws);
+      this._timersChanged();
       return;
     }
     if (!ws._closeReceived) {
@@ -812,6 +827,7 @@ export class WebSocketManager<T = unknown> {
       // within the close timeout.
       ws._deadline = Math.min(ws._deadline || Infinity, this._now() + this.#closeTimeout);
       this.#closing.add(ws);
+      this._timersChanged();
       return;
     }
     ws._finish(ws._peerCode, ws._peerReason);
@@ -931,7 +947,12 @@ export class WebSocketManager<T = unknown> {
         }
         let n = poller.pollNow(events);
         if (n === 0) {
-          n = await poller.wait(events, this.#waitTimeout());
+          this.#parked = true;
+          try {
+            n = await poller.wait(events, this.#waitTimeout());
+          } finally {
+            this.#parked = false;
+          }
           if (this.#stopping) break;
           lastYield = now = performance.now();
         }
@@ -968,10 +989,34 @@ export class WebSocketManager<T = unknown> {
     }
   }
 
+  /**
+   * How long the loop may sleep: until the next close deadline, target timer or heartbeat
+   * is due, or without limit. An idle server then does not wake four times a second,
+   * which also lets V8 see it idle and give memory back sooner.
+   */
   #waitTimeout(): number {
-    const busy = this.#conns.length > 0 || this.#targets.size > 0;
-    if (!busy) return -1;
-    return Math.max(1, this.#nextHousekeeping - this._clock);
+    let next = Infinity;
+    if (this.#closing.size > 0) {
+      next = this.#nextHousekeeping;
+    } else {
+      const ping = this.#pingInterval;
+      const idle = this.#idleTimeout;
+      const period = ping > 0 ? Math.min(ping, idle > 0 ? idle : ping) : idle;
+      if (period > 0 && this.#conns.length > 0) {
+        next = this.#lastHeartbeat + Math.min(period, 1000);
+      }
+      if (this.#targets.size > 64) {
+        next = Math.min(next, this.#nextHousekeeping);
+      } else {
+        for (const t of this.#targets) {
+          if (t.onTimer === undefined) continue;
+          next = Math.min(next, t.nextTimer?.() ?? this.#nextHousekeeping);
+        }
+      }
+    }
+    if (next === Infinity) return -1;
+    // Housekeeping runs at most every HOUSEKEEPING_MS: never wake before it may.
+    return Math.max(1, Math.max(next, this.#nextHousekeeping) - this._clock);
   }
 
   #housekeeping(): void {

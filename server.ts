@@ -136,6 +136,10 @@ class HttpConnection<T> implements PollTarget {
     if (ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR)) this.#read();
   }
 
+  nextTimer(): number {
+    return this.deadline;
+  }
+
   onTimer(now: number): void {
     if (now < this.deadline) return;
     if (this.phase === "reading" || this.phase === "body") {
@@ -208,6 +212,7 @@ class HttpConnection<T> implements PollTarget {
     this.out = bytes;
     this.phase = "writing";
     this.deadline = this.server.manager._now() + LINGER_MS;
+    this.server.manager._timersChanged();
     this.#writeOut();
   }
 
@@ -273,6 +278,10 @@ class ListenerTarget<T> implements PollTarget {
       server._onAccept(fd, listener.peer.hostname, listener.peer.port);
     }
     server.stats.droppedAtLimit = listener.droppedAtLimit;
+  }
+
+  nextTimer(): number {
+    return this.pausedUntil === 0 ? Infinity : this.pausedUntil;
   }
 
   onTimer(now: number): void {
