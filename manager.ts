@@ -346,7 +346,9 @@ export class WebSocketManager<T = unknown> {
     } catch (err) {
       this._reportError(err, ws);
     }
-    if (initial !== null && initial.length > 0 && ws._state === WebSocket.OPEN) {
+    // Bytes that came with the handshake are parsed even if opened() already started a
+    // close: the peer's close reply or a split frame may be among them.
+    if (initial !== null && initial.length > 0 && ws._state !== WebSocket.CLOSED) {
       this._parse(ws, initial, 0, initial.length);
     }
     this.#scheduleFlush();
@@ -541,6 +543,9 @@ export class WebSocketManager<T = unknown> {
   /** @ignore Queues a ping or pong (control frames bypass the backpressure limit). */
   _sendControl(ws: WebSocket<T>, opcode: 0x9 | 0xa, payload: string | Uint8Array): boolean {
     const frame = encodeControlFrame(opcode, payload, ws._role === "client");
+    // Pings and pongs obey the backpressure limit too: a peer that pings without reading
+    // would otherwise queue pongs without bound.
+    if (!this.#admit(ws, frame.length)) return false;
     this.#pushSmall(ws, frame);
     this.#scheduleFlush();
     return true;
@@ -562,6 +567,10 @@ export class WebSocketManager<T = unknown> {
 
   #pushSmall(ws: WebSocket<T>, frame: Uint8Array): void {
     const at = this.#outbox.alloc(frame.length);
+    if (at < 0) {
+      this.#outbox.pushChunk(ws, frame);
+      return;
+    }
     this.#outbox.arena.set(frame, at);
     this.#outbox.pushRange(ws, at, at + frame.length);
   }

@@ -171,7 +171,11 @@ export class Outbox<C extends OutboxConnection> {
    */
   alloc(length: number): number {
     if (length > ARENA_FRAME_LIMIT) return -1;
-    if (this.used + length > this.arena.length) this.flush();
+    if (this.used + length > this.arena.length) {
+      this.flush();
+      // flush() ran the owner's callbacks, which may have refilled the arena.
+      if (this.used + length > this.arena.length) return -1;
+    }
     const at = this.used;
     this.used += length;
     return at;

@@ -375,10 +375,19 @@ export class Server<T = unknown> {
       if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", handler);
     }
     // A manager stopped directly (not through shutdown()) also ends the server.
-    this.manager.join().then(() => {
-      this.#removeSignals();
-      this.#finished.resolve();
-    });
+    this.manager.join().then(
+      () => {
+        this.#removeSignals();
+        this.#finished.resolve();
+      },
+      (err) => {
+        // The loop itself failed (callback errors are reported, never thrown): say so and
+        // end the server rather than leave an unhandled rejection to kill the process.
+        console.error("fdws: the manager loop failed:", err);
+        this.#removeSignals();
+        this.#finished.resolve();
+      },
+    );
     options.onListen?.(this.address);
   }
 
@@ -628,15 +637,24 @@ export class Server<T = unknown> {
       conn.respond(buildErrorResponse(500, { body: "invalid upgrade response" }), 500);
       return;
     }
+    // Build the connection object while the HTTP connection still owns the descriptor: a
+    // throwing webSocketClass (or data setter) then gets a 500, not a leaked socket.
+    let ws: WebSocket<T>;
+    try {
+      ws = new this.#wsClass();
+      ws._protocol = opts.protocol ?? "";
+      ws._url = internTarget(req.target);
+      ws._remoteHost = conn.host;
+      ws._remotePort = conn.port;
+      if ("data" in opts) ws.data = opts.data as T;
+    } catch (err) {
+      this.manager._reportError(err, null);
+      conn.respond(buildErrorResponse(500, { body: "internal server error" }), 500);
+      return;
+    }
     this.#pending.delete(conn);
     this.manager._removeTarget(conn);
     conn.phase = "done";
-    const ws = new this.#wsClass();
-    ws._protocol = opts.protocol ?? "";
-    ws._url = internTarget(req.target);
-    ws._remoteHost = conn.host;
-    ws._remotePort = conn.port;
-    if ("data" in opts) ws.data = opts.data as T;
     this.stats.upgraded++;
     this.manager._addSocket(ws, conn.fd, "server", conn.leftover, preface);
   }
