@@ -212,15 +212,14 @@ export const LINUX: Constants = {
   errno: LINUX_ERRNO,
 };
 
-/** macOS (<sys/socket.h>, <sys/fcntl.h>, <netinet6/in6.h> of the macOS SDK). */
-export const DARWIN: Constants = {
-  platform: "darwin",
+/**
+ * What macOS and FreeBSD share: both inherit the 4.4BSD <sys/socket.h>, <netinet/in.h>,
+ * <netinet/tcp.h> and <sys/fcntl.h> numbering. Each table below adds its differences.
+ */
+const BSD_COMMON = {
   AF_UNIX: 1,
   AF_INET: 2,
-  AF_INET6: 30,
   SOCK_STREAM: 1,
-  SOCK_NONBLOCK: 0,
-  SOCK_CLOEXEC: 0,
   SOL_SOCKET: 0xffff,
   SO_REUSEADDR: 0x0004,
   SO_REUSEPORT: 0x0200,
@@ -228,8 +227,6 @@ export const DARWIN: Constants = {
   SO_KEEPALIVE: 0x0008,
   SO_SNDBUF: 0x1001,
   SO_RCVBUF: 0x1002,
-  SO_NOSIGPIPE: 0x1022,
-  MSG_NOSIGNAL: 0,
   MSG_DONTWAIT: 0x80,
   SHUT_RD: 0,
   SHUT_WR: 1,
@@ -245,46 +242,32 @@ export const DARWIN: Constants = {
   FD_CLOEXEC: 1,
   O_NONBLOCK: 0x0004,
   O_RDONLY: 0,
-  O_CLOEXEC: 0x1000000,
   FD_SETSIZE: 1024,
+} as const;
+
+/** macOS (<sys/socket.h>, <sys/fcntl.h>, <netinet6/in6.h> of the macOS SDK). */
+export const DARWIN: Constants = {
+  ...BSD_COMMON,
+  platform: "darwin",
+  AF_INET6: 30,
+  SOCK_NONBLOCK: 0,
+  SOCK_CLOEXEC: 0,
+  SO_NOSIGPIPE: 0x1022,
+  MSG_NOSIGNAL: 0,
+  O_CLOEXEC: 0x1000000,
   errno: { ...BSD_ERRNO, EOPNOTSUPP: 102 },
 };
 
 /** FreeBSD 12+ (<sys/socket.h>, <sys/fcntl.h>, <netinet6/in6.h>). */
 export const FREEBSD: Constants = {
+  ...BSD_COMMON,
   platform: "freebsd",
-  AF_UNIX: 1,
-  AF_INET: 2,
   AF_INET6: 28,
-  SOCK_STREAM: 1,
   SOCK_NONBLOCK: 0x20000000,
   SOCK_CLOEXEC: 0x10000000,
-  SOL_SOCKET: 0xffff,
-  SO_REUSEADDR: 0x0004,
-  SO_REUSEPORT: 0x0200,
-  SO_ERROR: 0x1007,
-  SO_KEEPALIVE: 0x0008,
-  SO_SNDBUF: 0x1001,
-  SO_RCVBUF: 0x1002,
   SO_NOSIGPIPE: 0x0800,
   MSG_NOSIGNAL: 0x20000,
-  MSG_DONTWAIT: 0x80,
-  SHUT_RD: 0,
-  SHUT_WR: 1,
-  SHUT_RDWR: 2,
-  IPPROTO_TCP: 6,
-  IPPROTO_IPV6: 41,
-  IPV6_V6ONLY: 27,
-  TCP_NODELAY: 1,
-  F_GETFD: 1,
-  F_SETFD: 2,
-  F_GETFL: 3,
-  F_SETFL: 4,
-  FD_CLOEXEC: 1,
-  O_NONBLOCK: 0x0004,
-  O_RDONLY: 0,
   O_CLOEXEC: 0x00100000,
-  FD_SETSIZE: 1024,
   errno: { ...BSD_ERRNO, EPROTO: 92 },
 };
 
