@@ -81,11 +81,6 @@ export class FramePool {
   readonly #free = new Map<number, ArrayBuffer[]>();
   #freeBytes = 0;
 
-  /** Bytes held by free buffers. */
-  get freeBytes(): number {
-    return this.#freeBytes;
-  }
-
   /** A buffer of `length` bytes (contents undefined) with one reference, the caller's. */
   acquire(length: number): Uint8Array {
     if (length > POOL_MAX_FRAME) return new Uint8Array(length);

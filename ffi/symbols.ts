@@ -48,7 +48,6 @@ export const COMMON_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
-  getaddrinfo: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   /** Name resolution may take seconds: run on a worker thread. */
   getaddrinfoBlocking: {
     name: "getaddrinfo",
