@@ -48,6 +48,8 @@ export const COMMON_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  /** Synchronous: only for checking the addrinfo layout against this system's libc. */
+  getaddrinfo: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   /** Name resolution may take seconds: run on a worker thread. */
   getaddrinfoBlocking: {
     name: "getaddrinfo",
