@@ -25,7 +25,7 @@ export {
   type ReadyState,
   type Role,
   WebSocket,
-} from "./websocket.ts";
+} from "./core/websocket.ts";
 export {
   type BackpressurePolicy,
   ManagerError,
@@ -33,7 +33,7 @@ export {
   type ManagerStats,
   type WebSocketHandlers,
   WebSocketManager,
-} from "./manager.ts";
+} from "./core/manager.ts";
 export {
   type FetchResult,
   serve,
@@ -41,7 +41,7 @@ export {
   Server,
   type ServerStats,
   type UpgradeOptions,
-} from "./server.ts";
+} from "./server/server.ts";
 export {
   Events,
   Interest,
@@ -58,7 +58,7 @@ export { SelectPoller } from "./poller/select.ts";
 export { BasePoller } from "./poller/base.ts";
 export { Registry } from "./poller/registry.ts";
 export type { NetAddr } from "./net/tcp.ts";
-export { CloseCode, CloseCodeError } from "./protocol/close_codes.ts";
-export { HandshakeError, type HandshakeErrorCode } from "./protocol/handshake.ts";
-export { connect, ConnectError, type ConnectOptions } from "./client.ts";
+export { CloseCode, CloseCodeError } from "./protocol/frame/close_codes.ts";
+export { HandshakeError, type HandshakeErrorCode } from "./protocol/handshake/server.ts";
+export { connect, ConnectError, type ConnectOptions } from "./client/connect.ts";
 export { type ResolvedAddress, ResolveError, resolveHost } from "./net/resolve.ts";

@@ -5,8 +5,8 @@
 //
 // The parser unmasks in place, so every round first copies the pristine masked bytes into the
 // read buffer, as a socket read would; that memcpy is included in the numbers.
-import { type FrameHandler, FrameParser } from "../protocol/frame_parser.ts";
-import { encodeFrame, encodeMessage } from "../protocol/frame_encoder.ts";
+import { type FrameHandler, FrameParser } from "../protocol/frame/parser.ts";
+import { encodeFrame, encodeMessage } from "../protocol/frame/encoder.ts";
 
 const seconds = Number(Deno.args[0] ?? "1");
 

@@ -1,0 +1,583 @@
+/**
+ * RFC 6455 frame encoder: frame headers, whole frames, fragmented messages, close and other
+ * control frames, and the XOR masking shared with the parser.
+ *
+ * Every encoder returns one contiguous, standalone `Uint8Array` (byte offset 0, exact length,
+ * its own `ArrayBuffer`) so that a frame encoded once can be written to many connections.
+ *
+ * @module
+ */
+
+import { FdwsError } from "../../errors.ts";
+import { assertSendableCloseCode, CloseCodeError, MAX_CLOSE_REASON_BYTES } from "./close_codes.ts";
+import { isKnownOpcode, OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT } from "./opcodes.ts";
+
+/**
+ * Thrown when asked to encode something RFC 6455 does not allow or a buffer cannot hold.
+ *
+ * `code` is one of:
+ * - `"INVALID_OPCODE"`: not a 4-bit opcode, or (for the whole-frame encoders) a reserved one;
+ * - `"CONTROL_PAYLOAD_TOO_LARGE"`: a control frame payload over 125 bytes;
+ * - `"FRAGMENTED_CONTROL_FRAME"`: a control frame without FIN;
+ * - `"INVALID_LENGTH"`: a payload length that is not a non-negative safe integer;
+ * - `"INVALID_MASK_KEY"`: a masking key shorter than 4 bytes;
+ * - `"INVALID_FRAGMENT_SIZE"`: a fragment size that is not a positive safe integer;
+ * - `"BUFFER_TOO_SMALL"`: the target cannot hold the header.
+ *
+ * @example
+ * ```ts
+ * import { encodeControlFrame, FrameEncodeError } from "./encoder.ts";
+ *
+ * try {
+ *   encodeControlFrame(0x9, new Uint8Array(126));
+ * } catch (err) {
+ *   if (err instanceof FrameEncodeError) console.log(err.code); // "CONTROL_PAYLOAD_TOO_LARGE"
+ * }
+ * ```
+ */
+export class FrameEncodeError extends FdwsError {
+  /**
+   * Creates the error.
+   *
+   * @param code Stable machine-readable identifier (see the class description).
+   * @param message Human-readable description.
+   */
+  constructor(code: string, message: string) {
+    super(code, message);
+    this.name = "FrameEncodeError";
+  }
+}
+
+/**
+ * Options of {@linkcode encodeFrame}.
+ *
+ * @example The first fragment of a masked text message
+ * ```ts
+ * import { encodeFrame, type EncodeFrameOptions } from "./encoder.ts";
+ *
+ * const options: EncodeFrameOptions = { fin: false, mask: true };
+ * console.log(encodeFrame(0x1, "Hel", options)[0]); // 1 (FIN clear, opcode text)
+ * ```
+ */
+export interface EncodeFrameOptions {
+  /** Set the FIN bit (last fragment of a message). Defaults to `true`. */
+  fin?: boolean;
+  /** Mask the payload with a fresh random key, as a client must. Defaults to `false`. */
+  mask?: boolean;
+}
+
+/**
+ * Options of {@linkcode encodeMessage}.
+ *
+ * @example Send text bytes as a binary message in 1 KiB frames
+ * ```ts
+ * import { encodeMessage, type EncodeMessageOptions } from "./encoder.ts";
+ *
+ * const options: EncodeMessageOptions = { binary: true, fragmentSize: 1024 };
+ * console.log(encodeMessage("x".repeat(3000), options).length); // 3 headers + 3000 bytes
+ * ```
+ */
+export interface EncodeMessageOptions {
+  /**
+   * Send as a binary message. Defaults to `true` for a `Uint8Array` and `false` for a string;
+   * `false` with a `Uint8Array` sends its bytes as text (the caller vouches they are UTF-8).
+   */
+  binary?: boolean;
+  /** Mask every frame with its own fresh random key, as a client must. Defaults to `false`. */
+  mask?: boolean;
+  /** Split into frames carrying at most this many payload bytes. Defaults to one frame. */
+  fragmentSize?: number;
+}
+
+const MAX_CONTROL_PAYLOAD = 125;
+const EMPTY = new Uint8Array(0);
+const textEncoder = new TextEncoder();
+
+// Creating a Uint32Array view costs about as much as byte-masking ~600 bytes, so the view is
+// cached per ArrayBuffer (a connection's read buffer is reused for every read) and only
+// created for a new buffer when the payload is large enough to repay it.
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const WORD_MASK_MIN = 32;
+const WORD_VIEW_MIN = 1024;
+let wordBuffer: ArrayBufferLike | null = null;
+let words: Uint32Array = new Uint32Array(0);
+
+/**
+ * Packs 4 masking-key bytes into the number form {@linkcode applyMask} takes: `key[offset]`
+ * in the low 8 bits, `key[offset + 3]` in the high 8 bits.
+ *
+ * @param key Buffer holding the 4 key bytes.
+ * @param offset Where the key starts in `key`. Defaults to 0.
+ * @returns The packed key.
+ *
+ * @example
+ * ```ts
+ * import { packMaskKey } from "./encoder.ts";
+ *
+ * console.log(packMaskKey(new Uint8Array([1, 2, 3, 4])).toString(16)); // "4030201"
+ * ```
+ */
+export function packMaskKey(key: Uint8Array, offset = 0): number {
+  if (offset < 0 || key.length - offset < 4) {
+    throw new FrameEncodeError("INVALID_MASK_KEY", "a masking key needs 4 bytes");
+  }
+  return (key[offset] | (key[offset + 1] << 8) | (key[offset + 2] << 16) |
+    (key[offset + 3] << 24)) >>> 0;
+}
+
+/**
+ * XORs `buf[start..end)` in place with a masking key (RFC 6455 §5.3). Masking and unmasking
+ * are the same operation.
+ *
+ * The key is packed as by {@linkcode packMaskKey}; its low byte applies to `buf[start]`. To
+ * continue a payload after `n` bytes, rotate the key right by `8 * (n % 4)` bits.
+ *
+ * @param buf Bytes to transform.
+ * @param start First index (inclusive).
+ * @param end Last index (exclusive).
+ * @param maskKey Packed 32-bit key.
+ *
+ * @example
+ * ```ts
+ * import { applyMask, packMaskKey } from "./encoder.ts";
+ *
+ * const data = new TextEncoder().encode("Hello");
+ * const key = packMaskKey(new Uint8Array([0x37, 0xfa, 0x21, 0x3d]));
+ * applyMask(data, 0, data.length, key); // the RFC 6455 §5.7 example bytes
+ * console.log(Array.from(data, (b) => b.toString(16))); // ["7f", "9f", "4d", "51", "58"]
+ * applyMask(data, 0, data.length, key);
+ * console.log(new TextDecoder().decode(data)); // "Hello"
+ * ```
+ */
+export function applyMask(buf: Uint8Array, start: number, end: number, maskKey: number): void {
+  const length = end - start;
+  if (length >= WORD_MASK_MIN && LITTLE_ENDIAN) {
+    const ab = buf.buffer;
+    if (ab !== wordBuffer) {
+      if (length < WORD_VIEW_MIN || ab.byteLength > 0x7fffffff) {
+        maskBytes(buf, start, end, maskKey);
+        return;
+      }
+      words = new Uint32Array(ab, 0, ab.byteLength >>> 2);
+      wordBuffer = ab;
+    }
+    let i = start;
+    let address = buf.byteOffset + i;
+    let key = maskKey;
+    while ((address & 3) !== 0) {
+      buf[i++] ^= key;
+      key = (key >>> 8) | (key << 24);
+      address++;
+    }
+    let w = address >>> 2;
+    const wordEnd = w + ((end - i) >>> 2);
+    if (wordEnd > words.length) {
+      // A resizable buffer shrank under the cached view; fall back rather than miss bytes.
+      wordBuffer = null;
+      maskBytes(buf, i, end, key);
+      return;
+    }
+    for (; w < wordEnd; w++) words[w] ^= key;
+    i = (wordEnd << 2) - buf.byteOffset;
+    while (i < end) {
+      buf[i++] ^= key;
+      key = (key >>> 8) | (key << 24);
+    }
+    return;
+  }
+  maskBytes(buf, start, end, maskKey);
+}
+
+function maskBytes(buf: Uint8Array, start: number, end: number, key: number): void {
+  const k0 = key & 0xff;
+  const k1 = (key >>> 8) & 0xff;
+  const k2 = (key >>> 16) & 0xff;
+  const k3 = key >>> 24;
+  let i = start;
+  const end4 = end - ((end - start) % 4);
+  for (; i < end4; i += 4) {
+    buf[i] ^= k0;
+    buf[i + 1] ^= k1;
+    buf[i + 2] ^= k2;
+    buf[i + 3] ^= k3;
+  }
+  if (i < end) {
+    buf[i] ^= k0;
+    if (++i < end) {
+      buf[i] ^= k1;
+      if (++i < end) buf[i] ^= k2;
+    }
+  }
+}
+
+// One getRandomValues call per frame would cost more than encoding a small frame, so keys
+// come from a pool of CSPRNG output; every key is used once, so they stay unpredictable.
+const MASK_POOL_BYTES = 1024;
+const maskPool = new Uint8Array(MASK_POOL_BYTES);
+let maskPoolPos = MASK_POOL_BYTES;
+
+function nextMaskKey(): number {
+  if (maskPoolPos === MASK_POOL_BYTES) {
+    crypto.getRandomValues(maskPool);
+    maskPoolPos = 0;
+  }
+  const p = maskPoolPos;
+  maskPoolPos = p + 4;
+  return (maskPool[p] | (maskPool[p + 1] << 8) | (maskPool[p + 2] << 16) |
+    (maskPool[p + 3] << 24)) >>> 0;
+}
+
+/**
+ * The size of a frame header: 2 bytes, plus 2 or 8 for a 16- or 64-bit extended length, plus
+ * 4 for a masking key.
+ *
+ * @param payloadLength Payload size in bytes.
+ * @param masked Whether the frame carries a masking key.
+ * @returns Header length in bytes (2 to 14).
+ *
+ * @example
+ * ```ts
+ * import { frameHeaderLength } from "./encoder.ts";
+ *
+ * console.log(frameHeaderLength(125, false)); // 2
+ * console.log(frameHeaderLength(126, true)); // 8
+ * console.log(frameHeaderLength(65536, false)); // 10
+ * ```
+ */
+export function frameHeaderLength(payloadLength: number, masked: boolean): number {
+  return (payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10) + (masked ? 4 : 0);
+}
+
+// Unchecked header writer for the encoders below, which have validated their inputs.
+function putHeader(
+  target: Uint8Array,
+  offset: number,
+  firstByte: number,
+  payloadLength: number,
+  masked: boolean,
+  key: number,
+): number {
+  let p = offset;
+  const maskBit = masked ? 0x80 : 0;
+  target[p++] = firstByte;
+  if (payloadLength < 126) {
+    target[p++] = maskBit | payloadLength;
+  } else if (payloadLength < 65536) {
+    target[p++] = maskBit | 126;
+    target[p++] = payloadLength >>> 8;
+    target[p++] = payloadLength;
+  } else {
+    target[p++] = maskBit | 127;
+    const high = Math.floor(payloadLength / 0x100000000);
+    target[p++] = high >>> 24;
+    target[p++] = high >>> 16;
+    target[p++] = high >>> 8;
+    target[p++] = high;
+    target[p++] = payloadLength >>> 24;
+    target[p++] = payloadLength >>> 16;
+    target[p++] = payloadLength >>> 8;
+    target[p++] = payloadLength;
+  }
+  if (masked) {
+    target[p++] = key;
+    target[p++] = key >>> 8;
+    target[p++] = key >>> 16;
+    target[p++] = key >>> 24;
+  }
+  return p - offset;
+}
+
+/**
+ * Writes a frame header at `target[offset..]`, using the shortest length encoding. RSV bits are
+ * always 0 (no extensions). The payload itself is not written or masked: mask it with
+ * {@linkcode applyMask} and {@linkcode packMaskKey}.
+ *
+ * Any 4-bit opcode is accepted so that tests can produce reserved opcodes deliberately.
+ *
+ * @param target Destination buffer.
+ * @param offset Where the header starts.
+ * @param opcode 4-bit opcode.
+ * @param fin FIN bit.
+ * @param payloadLength Payload size in bytes (a non-negative safe integer).
+ * @param maskKey 4-byte masking key; sets the MASK bit. Omit or `null` for an unmasked frame.
+ * @returns The header length.
+ * @throws {FrameEncodeError} `INVALID_OPCODE`, `INVALID_LENGTH`, `INVALID_MASK_KEY` or
+ * `BUFFER_TOO_SMALL`.
+ *
+ * @example Header of a 5-byte final text frame
+ * ```ts
+ * import { writeFrameHeader } from "./encoder.ts";
+ *
+ * const out = new Uint8Array(2 + 5);
+ * const n = writeFrameHeader(out, 0, 0x1, true, 5);
+ * out.set(new TextEncoder().encode("Hello"), n);
+ * console.log(out[0].toString(16), out[1]); // "81" 5
+ * ```
+ */
+export function writeFrameHeader(
+  target: Uint8Array,
+  offset: number,
+  opcode: number,
+  fin: boolean,
+  payloadLength: number,
+  maskKey?: Uint8Array | null,
+): number {
+  if (!Number.isInteger(opcode) || opcode < 0 || opcode > 0xf) {
+    throw new FrameEncodeError("INVALID_OPCODE", `opcode ${opcode} is not a 4-bit value`);
+  }
+  if (!Number.isSafeInteger(payloadLength) || payloadLength < 0) {
+    throw new FrameEncodeError("INVALID_LENGTH", `invalid payload length ${payloadLength}`);
+  }
+  const masked = maskKey !== undefined && maskKey !== null;
+  const key = masked ? packMaskKey(maskKey) : 0;
+  if (!Number.isInteger(offset) || offset < 0) {
+    throw new FrameEncodeError("BUFFER_TOO_SMALL", `invalid header offset ${offset}`);
+  }
+  if (target.length - offset < frameHeaderLength(payloadLength, masked)) {
+    throw new FrameEncodeError("BUFFER_TOO_SMALL", "the target cannot hold the frame header");
+  }
+  return putHeader(target, offset, (fin ? 0x80 : 0) | opcode, payloadLength, masked, key);
+}
+
+// Builds a frame from payload[start..end) in a buffer of its own.
+function buildFrame(
+  firstByte: number,
+  payload: Uint8Array,
+  start: number,
+  end: number,
+  mask: boolean,
+): Uint8Array {
+  const length = end - start;
+  const key = mask ? nextMaskKey() : 0;
+  const headerLength = frameHeaderLength(length, mask);
+  const frame = new Uint8Array(headerLength + length);
+  putHeader(frame, 0, firstByte, length, mask, key);
+  if (length !== 0) {
+    frame.set(
+      start === 0 && end === payload.length ? payload : payload.subarray(start, end),
+      headerLength,
+    );
+    if (mask) applyMask(frame, headerLength, headerLength + length, key);
+  }
+  return frame;
+}
+
+// Strings whose worst-case UTF-8 size fits are encoded here and copied into an exact-size
+// frame: the frame size is unknown until encoding, and one memcpy is far cheaper than
+// counting UTF-8 bytes in JS or allocating a second typed array (~0.4 µs each in Deno).
+const SCRATCH_BYTES = 64 * 1024;
+let scratch: Uint8Array | null = null;
+
+function buildTextFrame(
+  firstByte: number,
+  text: string,
+  mask: boolean,
+  control: boolean,
+): Uint8Array {
+  const units = text.length;
+  if (units === 0) return buildFrame(firstByte, EMPTY, 0, 0, mask);
+  if (units * 3 <= SCRATCH_BYTES) {
+    scratch ??= new Uint8Array(SCRATCH_BYTES);
+    const length = textEncoder.encodeInto(text, scratch).written;
+    if (control && length > MAX_CONTROL_PAYLOAD) throw controlTooLarge(length);
+    return buildFrame(firstByte, scratch, 0, length, mask);
+  }
+  // Each UTF-16 unit is at least one UTF-8 byte; this string cannot fit a control frame.
+  if (control) throw controlTooLarge(units);
+  // Large payloads are mostly ASCII (JSON), which encodes straight into an ASCII-sized
+  // frame; anything else gets encoded a second time into a buffer of the right size.
+  const key = mask ? nextMaskKey() : 0;
+  const headerLength = frameHeaderLength(units, mask);
+  const frame = new Uint8Array(headerLength + units);
+  if (textEncoder.encodeInto(text, frame.subarray(headerLength)).read !== units) {
+    const bytes = textEncoder.encode(text);
+    return buildFrame(firstByte, bytes, 0, bytes.length, mask);
+  }
+  putHeader(frame, 0, firstByte, units, mask, key);
+  if (mask) applyMask(frame, headerLength, headerLength + units, key);
+  return frame;
+}
+
+function controlTooLarge(length: number): FrameEncodeError {
+  return new FrameEncodeError(
+    "CONTROL_PAYLOAD_TOO_LARGE",
+    `control frame payload of ${length} bytes exceeds ${MAX_CONTROL_PAYLOAD}`,
+  );
+}
+
+/**
+ * Encodes one complete frame into a buffer of its own. A string payload is UTF-8 encoded
+ * (lone surrogates become U+FFFD). With `mask: true` the payload is masked with a fresh key
+ * from `crypto.getRandomValues`.
+ *
+ * @param opcode One of the RFC 6455 opcodes (`0x0`, `0x1`, `0x2`, `0x8`, `0x9`, `0xA`).
+ * @param payload Bytes or text.
+ * @param options FIN (default `true`) and masking (default `false`).
+ * @returns The frame.
+ * @throws {FrameEncodeError} `INVALID_OPCODE`, `FRAGMENTED_CONTROL_FRAME` or
+ * `CONTROL_PAYLOAD_TOO_LARGE`.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "./encoder.ts";
+ *
+ * const frame = encodeFrame(0x1, "Hello");
+ * console.log(Array.from(frame.subarray(0, 2), (b) => b.toString(16))); // ["81", "5"]
+ * const masked = encodeFrame(0x2, new Uint8Array([1, 2, 3]), { mask: true });
+ * console.log(masked.length); // 2 + 4 + 3
+ * ```
+ */
+export function encodeFrame(
+  opcode: number,
+  payload: Uint8Array | string,
+  options?: EncodeFrameOptions,
+): Uint8Array {
+  const fin = options?.fin ?? true;
+  const mask = options?.mask ?? false;
+  if (!isKnownOpcode(opcode)) {
+    throw new FrameEncodeError("INVALID_OPCODE", `opcode ${opcode} is reserved or invalid`);
+  }
+  const control = opcode >= 0x8;
+  if (control && !fin) {
+    throw new FrameEncodeError("FRAGMENTED_CONTROL_FRAME", "control frames cannot be fragmented");
+  }
+  const firstByte = (fin ? 0x80 : 0) | opcode;
+  if (typeof payload === "string") return buildTextFrame(firstByte, payload, mask, control);
+  if (control && payload.length > MAX_CONTROL_PAYLOAD) throw controlTooLarge(payload.length);
+  return buildFrame(firstByte, payload, 0, payload.length, mask);
+}
+
+/**
+ * Encodes a whole message. Without `fragmentSize` it is one frame; with it, the payload is
+ * split into frames of at most `fragmentSize` bytes (a text message may be split inside a
+ * UTF-8 sequence, which RFC 6455 allows), all concatenated in one buffer.
+ *
+ * @param data Text or bytes.
+ * @param options `binary`, `mask` and `fragmentSize` (see {@linkcode EncodeMessageOptions}).
+ * @returns The frame(s) in one buffer.
+ * @throws {FrameEncodeError} `INVALID_FRAGMENT_SIZE`.
+ *
+ * @example A text message in 2-byte fragments
+ * ```ts
+ * import { encodeMessage } from "./encoder.ts";
+ *
+ * const frames = encodeMessage("abc", { fragmentSize: 2 });
+ * console.log(Array.from(frames, (b) => b.toString(16)).join(" ")); // "1 2 61 62 80 1 63"
+ * ```
+ */
+export function encodeMessage(
+  data: string | Uint8Array,
+  options?: EncodeMessageOptions,
+): Uint8Array {
+  const opcode = (options?.binary ?? typeof data !== "string") ? OPCODE_BINARY : OPCODE_TEXT;
+  const mask = options?.mask ?? false;
+  const fragmentSize = options?.fragmentSize;
+  if (fragmentSize === undefined) return encodeFrame(opcode, data, { mask });
+  if (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1) {
+    throw new FrameEncodeError(
+      "INVALID_FRAGMENT_SIZE",
+      `fragment size must be a positive integer, got ${fragmentSize}`,
+    );
+  }
+  const bytes = typeof data === "string" ? textEncoder.encode(data) : data;
+  const length = bytes.length;
+  if (length <= fragmentSize) return buildFrame(0x80 | opcode, bytes, 0, length, mask);
+  const fullFrames = Math.floor(length / fragmentSize);
+  const rest = length - fullFrames * fragmentSize;
+  const count = fullFrames + (rest > 0 ? 1 : 0);
+  const total = length + fullFrames * frameHeaderLength(fragmentSize, mask) +
+    (rest > 0 ? frameHeaderLength(rest, mask) : 0);
+  const out = new Uint8Array(total);
+  let o = 0;
+  let src = 0;
+  for (let i = 0; i < count; i++) {
+    const n = Math.min(fragmentSize, length - src);
+    const key = mask ? nextMaskKey() : 0;
+    const firstByte = (i === count - 1 ? 0x80 : 0) | (i === 0 ? opcode : 0);
+    o += putHeader(out, o, firstByte, n, mask, key);
+    out.set(bytes.subarray(src, src + n), o);
+    if (mask) applyMask(out, o, o + n, key);
+    o += n;
+    src += n;
+  }
+  return out;
+}
+
+/**
+ * Encodes a close frame. Without a code the payload is empty (the peer will report 1005);
+ * otherwise it is the 2-byte code followed by the UTF-8 reason.
+ *
+ * @param code A sendable close code (see `assertSendableCloseCode`).
+ * @param reason At most 123 UTF-8 bytes; only allowed with a code. Defaults to `""`.
+ * @param mask Mask the frame (clients must). Defaults to `false`.
+ * @returns The frame.
+ * @throws {CloseCodeError} `INVALID_CLOSE_CODE` or `CLOSE_REASON_TOO_LONG`.
+ *
+ * @example
+ * ```ts
+ * import { encodeCloseFrame } from "./encoder.ts";
+ *
+ * console.log(Array.from(encodeCloseFrame())); // [136, 0]
+ * console.log(Array.from(encodeCloseFrame(1000, "ok"))); // [136, 4, 3, 232, 111, 107]
+ * ```
+ */
+export function encodeCloseFrame(code?: number, reason = "", mask = false): Uint8Array {
+  if (code === undefined) {
+    if (reason !== "") {
+      throw new CloseCodeError("INVALID_CLOSE_CODE", "a close reason requires a close code");
+    }
+    return buildFrame(0x80 | OPCODE_CLOSE, EMPTY, 0, 0, mask);
+  }
+  assertSendableCloseCode(code);
+  // A UTF-16 unit never encodes to fewer than one byte, so this rejects huge reasons
+  // before encoding them.
+  const reasonBytes = reason === ""
+    ? EMPTY
+    : reason.length > MAX_CLOSE_REASON_BYTES
+    ? null
+    : textEncoder.encode(reason);
+  if (reasonBytes === null || reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
+    throw new CloseCodeError(
+      "CLOSE_REASON_TOO_LONG",
+      `close reason exceeds ${MAX_CLOSE_REASON_BYTES} UTF-8 bytes`,
+    );
+  }
+  const length = 2 + reasonBytes.length;
+  const key = mask ? nextMaskKey() : 0;
+  const headerLength = frameHeaderLength(length, mask);
+  const frame = new Uint8Array(headerLength + length);
+  putHeader(frame, 0, 0x80 | OPCODE_CLOSE, length, mask, key);
+  frame[headerLength] = code >>> 8;
+  frame[headerLength + 1] = code;
+  frame.set(reasonBytes, headerLength + 2);
+  if (mask) applyMask(frame, headerLength, headerLength + length, key);
+  return frame;
+}
+
+/**
+ * Encodes a ping (`0x9`) or pong (`0xA`) frame.
+ *
+ * @param opcode `0x9` or `0xA`.
+ * @param payload At most 125 bytes (after UTF-8 encoding). Defaults to empty.
+ * @param mask Mask the frame (clients must). Defaults to `false`.
+ * @returns The frame.
+ * @throws {FrameEncodeError} `INVALID_OPCODE` or `CONTROL_PAYLOAD_TOO_LARGE`.
+ *
+ * @example Answer a ping with a pong carrying the same payload
+ * ```ts
+ * import { encodeControlFrame } from "./encoder.ts";
+ *
+ * const pong = encodeControlFrame(0xa, new Uint8Array([1, 2]));
+ * console.log(Array.from(pong)); // [138, 2, 1, 2]
+ * ```
+ */
+export function encodeControlFrame(
+  opcode: 0x9 | 0xa,
+  payload: Uint8Array | string = EMPTY,
+  mask = false,
+): Uint8Array {
+  if (opcode !== 0x9 && opcode !== 0xa) {
+    throw new FrameEncodeError("INVALID_OPCODE", `opcode ${opcode} is not ping or pong`);
+  }
+  return encodeFrame(opcode, payload, { mask });
+}

@@ -1,0 +1,849 @@
+/**
+ * Incremental RFC 6455 frame parser: turns a byte stream into messages, pings, pongs and a
+ * close, and fails the connection (with the close code to send) on any protocol violation.
+ *
+ * No extensions are negotiated, so RSV1–3 must be zero. Text is validated as UTF-8 while it
+ * streams in and fails at the first invalid byte, across fragments and inside frames whose
+ * tail has not arrived.
+ *
+ * Memory: between messages a parser holds only numbers and `null`s. A frame split across
+ * reads keeps its header in number fields and its payload in a buffer of exactly the
+ * announced size; a fragmented binary message grows one buffer by doubling (capped at the
+ * size limit); text is decoded as it arrives, so no bytes of it are kept.
+ *
+ * @module
+ */
+
+import { FdwsError } from "../../errors.ts";
+import { isValidReceivedCloseCode } from "./close_codes.ts";
+import { applyMask } from "./encoder.ts";
+import { OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING, OPCODE_TEXT } from "./opcodes.ts";
+
+/**
+ * Receives what a {@linkcode FrameParser} finds, synchronously from within `push`.
+ *
+ * @example Collect everything
+ * ```ts
+ * import type { FrameHandler } from "./parser.ts";
+ *
+ * const seen: string[] = [];
+ * const handler: FrameHandler = {
+ *   onMessage: (data) => seen.push(typeof data === "string" ? data : `${data.length} bytes`),
+ *   onPing: (payload) => seen.push(`ping ${payload.length}`),
+ *   onPong: (payload) => seen.push(`pong ${payload.length}`),
+ *   onClose: (code, reason) => seen.push(`close ${code} ${reason}`),
+ *   onFail: (code, reason) => seen.push(`fail ${code} ${reason}`),
+ * };
+ * console.log(typeof handler.onMessage); // "function"
+ * ```
+ */
+export interface FrameHandler {
+  /**
+   * A complete data message: a string for text, a `Uint8Array` for binary. Binary data is an
+   * owned, standalone copy (byte offset 0, its own `ArrayBuffer`), safe to keep.
+   */
+  onMessage(data: string | Uint8Array): void;
+  /** A ping; the payload (0–125 bytes) is an owned copy. */
+  onPing(payload: Uint8Array): void;
+  /** A pong; the payload (0–125 bytes) is an owned copy. */
+  onPong(payload: Uint8Array): void;
+  /**
+   * The peer's close frame, validated. `code` is 1005 and `reason` `""` when the payload was
+   * empty. The parser is finished.
+   */
+  onClose(code: number, reason: string): void;
+  /**
+   * The peer violated the protocol: fail the connection, sending a close frame with `code`
+   * (1002 protocol error, 1007 invalid UTF-8, 1009 too big). The parser is finished.
+   */
+  onFail(code: number, reason: string): void;
+}
+
+/**
+ * Options of {@linkcode FrameParser}.
+ *
+ * @example A client that accepts messages of up to 1 MiB
+ * ```ts
+ * import { FrameParser, type FrameParserOptions } from "./parser.ts";
+ *
+ * const options: FrameParserOptions = { role: "client", maxMessageSize: 1 << 20 };
+ * const parser = new FrameParser(options);
+ * console.log(parser.finished); // false
+ * ```
+ */
+export interface FrameParserOptions {
+  /**
+   * Which end this parser runs on. A server requires every frame from the peer to be masked,
+   * a client requires every frame to be unmasked; anything else fails with 1002.
+   */
+  role: "server" | "client";
+  /**
+   * Largest message payload in bytes, summed over all fragments. A frame header announcing
+   * more fails with 1009 before any of the payload is buffered. Defaults to
+   * {@linkcode DEFAULT_MAX_MESSAGE_SIZE} (64 MiB). `Infinity` disables the limit, except that
+   * a text message can never exceed the engine's longest string (2^29 - 24 UTF-8 bytes are
+   * always accepted).
+   */
+  maxMessageSize?: number;
+  /**
+   * Largest number of frames one message may span; more fails with 1009. Bounds the work an
+   * endless stream of empty continuation frames can cause. Defaults to
+   * {@linkcode DEFAULT_MAX_FRAGMENTS}; `Infinity` disables the limit.
+   */
+  maxFragments?: number;
+}
+
+/**
+ * Thrown by the {@linkcode FrameParser} constructor for invalid options; `code` is
+ * `"INVALID_OPTIONS"`. (Protocol violations by the peer are reported through
+ * `FrameHandler.onFail`, never thrown.)
+ *
+ * @example
+ * ```ts
+ * import { FrameParser, FrameParserOptionsError } from "./parser.ts";
+ *
+ * try {
+ *   new FrameParser({ role: "server", maxMessageSize: -1 });
+ * } catch (err) {
+ *   if (err instanceof FrameParserOptionsError) console.log(err.code); // "INVALID_OPTIONS"
+ * }
+ * ```
+ */
+export class FrameParserOptionsError extends FdwsError {
+  /**
+   * Creates the error.
+   *
+   * @param message Human-readable description.
+   */
+  constructor(message: string) {
+    super("INVALID_OPTIONS", message);
+    this.name = "FrameParserOptionsError";
+  }
+}
+
+/**
+ * Default {@linkcode FrameParserOptions.maxMessageSize}: 64 MiB.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_MESSAGE_SIZE } from "./parser.ts";
+ *
+ * console.log(DEFAULT_MAX_MESSAGE_SIZE === 64 * 1024 * 1024); // true
+ * ```
+ */
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+/**
+ * Default {@linkcode FrameParserOptions.maxFragments}: 2^20, enough for a maximum-size
+ * (64 MiB) message in 64-byte fragments.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_FRAGMENTS } from "./parser.ts";
+ *
+ * console.log(DEFAULT_MAX_FRAGMENTS); // 1048576
+ * ```
+ */
+export const DEFAULT_MAX_FRAGMENTS = 1 << 20;
+
+// Parser states. Headers normally arrive whole and are parsed in one go; the byte-wise
+// states only run for a header split across reads.
+const ST_HEADER = 0;
+const ST_B1 = 1;
+const ST_EXT = 2;
+const ST_MASK = 3;
+const ST_PAYLOAD = 4;
+
+const PROTOCOL_ERROR = 1002;
+const INVALID_PAYLOAD = 1007;
+const MESSAGE_TOO_BIG = 1009;
+
+// Deno's lenient decoder is 3–10x faster than the fatal one; it writes U+FFFD for any invalid
+// input, so text without U+FFFD is valid and only text containing it (rare) is re-decoded
+// strictly. ignoreBOM keeps a leading U+FEFF, which is message content in WebSocket.
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+// V8's longest string (2^29 - 24 UTF-16 units). A text message of at most this many UTF-8
+// bytes always fits; a longer one fails with 1009 up front rather than throwing mid-push.
+const MAX_TEXT_BYTES = 0x1fffffe8;
+
+function isLimit(value: number, min: number): boolean {
+  return value === Infinity || (Number.isSafeInteger(value) && value >= min);
+}
+
+/** Decodes buf[start..end) as complete UTF-8; `null` if invalid or truncated. */
+function decodeUtf8(buf: Uint8Array, start: number, end: number): string | null {
+  if (start === end) return "";
+  const view = buf.subarray(start, end);
+  const text = lenientDecoder.decode(view);
+  if (text.indexOf("\uFFFD") === -1) return text;
+  try {
+    return strictDecoder.decode(view);
+  } catch {
+    return null;
+  }
+}
+
+/** Number of bytes in the UTF-8 sequence led by `lead` (assumed to be a lead byte). */
+function sequenceLength(lead: number): number {
+  return lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+}
+
+/**
+ * Whether `b` may follow `lead` as the second byte. The narrowed ranges exclude overlong
+ * forms (E0, F0), surrogates (ED) and code points above U+10FFFF (F4) at the earliest byte
+ * that reveals them (Unicode Table 3-7).
+ */
+function validSecondByte(lead: number, b: number): boolean {
+  switch (lead) {
+    case 0xe0:
+      return b >= 0xa0 && b <= 0xbf;
+    case 0xed:
+      return b >= 0x80 && b <= 0x9f;
+    case 0xf0:
+      return b >= 0x90 && b <= 0xbf;
+    case 0xf4:
+      return b >= 0x80 && b <= 0x8f;
+    default:
+      return (b & 0xc0) === 0x80;
+  }
+}
+
+/**
+ * Incremental WebSocket frame parser for one connection. Feed it bytes as they arrive with
+ * {@linkcode FrameParser.push}; it calls the handler synchronously for every complete
+ * message, ping, pong and close, or once with `onFail` on a protocol violation.
+ *
+ * @example A server parsing a masked "Hello" (RFC 6455 §5.7)
+ * ```ts
+ * import { FrameParser } from "./parser.ts";
+ *
+ * const parser = new FrameParser({ role: "server" });
+ * const bytes = new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+ * parser.push(bytes, 0, bytes.length, {
+ *   onMessage: (data) => console.log(data), // "Hello"
+ *   onPing: () => {},
+ *   onPong: () => {},
+ *   onClose: () => {},
+ *   onFail: (code, reason) => console.log("fail", code, reason),
+ * });
+ * ```
+ */
+export class FrameParser {
+  readonly #server: boolean;
+  readonly #maxMessageSize: number;
+  readonly #maxFragments: number;
+  #finished = false;
+  // Bumped by reset() so that a push whose handler reset the parser stops dispatching.
+  #epoch = 0;
+  #state = ST_HEADER;
+  // First header byte (FIN, opcode) of the frame being read.
+  #b0 = 0;
+  // Extended-length or masking-key bytes still missing while in ST_EXT / ST_MASK.
+  #headerLeft = 0;
+  // ST_EXT: the length accumulated so far; ST_PAYLOAD: payload bytes still to come.
+  #left = 0;
+  // Masking key packed little-endian, rotated so its low byte applies to the next byte.
+  #mask = 0;
+  // Payload of a control frame split across reads (exact size, at most 125 bytes).
+  #control: Uint8Array | null = null;
+  #controlFill = 0;
+  // The data message in progress: its opcode (0 when none), bytes so far, frames so far.
+  #messageOpcode = 0;
+  #messageLength = 0;
+  #messageFrames = 0;
+  // Binary message bytes (exact size for a single frame, doubling for fragments).
+  #binary: Uint8Array | null = null;
+  // Text decoded so far, and the UTF-8 sequence cut off at the end of the last chunk.
+  #text = "";
+  #utf8Lead = 0;
+  #utf8Value = 0;
+  #utf8Need = 0;
+
+  /**
+   * Creates a parser for one connection.
+   *
+   * @param options Role and limits.
+   * @throws {FrameParserOptionsError} for an unknown role or a limit that is neither
+   * `Infinity` nor a non-negative (for `maxFragments`: positive) integer.
+   */
+  constructor(options: FrameParserOptions) {
+    const { role } = options;
+    if (role !== "server" && role !== "client") {
+      throw new FrameParserOptionsError(`role must be "server" or "client", got ${role}`);
+    }
+    const maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    if (!isLimit(maxMessageSize, 0)) {
+      throw new FrameParserOptionsError(
+        `maxMessageSize must be a non-negative integer or Infinity, got ${maxMessageSize}`,
+      );
+    }
+    const maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    if (!isLimit(maxFragments, 1)) {
+      throw new FrameParserOptionsError(
+        `maxFragments must be a positive integer or Infinity, got ${maxFragments}`,
+      );
+    }
+    this.#server = role === "server";
+    this.#maxMessageSize = maxMessageSize;
+    this.#maxFragments = maxFragments;
+  }
+
+  /**
+   * `true` once the parser has reported `onClose` or `onFail`; it then ignores all input.
+   *
+   * @example
+   * ```ts
+   * import { FrameParser } from "./parser.ts";
+   *
+   * console.log(new FrameParser({ role: "client" }).finished); // false
+   * ```
+   */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /**
+   * Consumes `buf[start..end)`, dispatching zero or more handler calls synchronously. Masked
+   * payloads are unmasked in place, so those bytes are modified. Delivered data never aliases
+   * `buf`. After `onClose` or `onFail` the rest of the input is ignored. If a handler throws,
+   * the exception propagates and the remaining bytes of this call are dropped.
+   *
+   * @param buf Buffer holding the received bytes.
+   * @param start First index to consume (inclusive).
+   * @param end Last index (exclusive).
+   * @param handler Receives the results.
+   * @returns `false` once the parser is finished (after `onClose` or `onFail`), else `true`.
+   *
+   * @example A client receiving a ping and then a close, in one read
+   * ```ts
+   * import { FrameParser } from "./parser.ts";
+   *
+   * const parser = new FrameParser({ role: "client" });
+   * const bytes = new Uint8Array([0x89, 0x01, 0x2a, 0x88, 0x02, 0x03, 0xe8]);
+   * const more = parser.push(bytes, 0, bytes.length, {
+   *   onMessage: () => {},
+   *   onPing: (payload) => console.log("ping", payload), // Uint8Array [42]
+   *   onPong: () => {},
+   *   onClose: (code, reason) => console.log("close", code, reason), // 1000 ""
+   *   onFail: () => {},
+   * });
+   * console.log(more); // false
+   * ```
+   */
+  push(buf: Uint8Array, start: number, end: number, handler: FrameHandler): boolean {
+    if (this.#finished) return false;
+    const epoch = this.#epoch;
+    let p = start;
+    while (p < end) {
+      if (this.#state === ST_HEADER && end - p >= 2) {
+        const b0 = buf[p];
+        const b1 = buf[p + 1];
+        let length = b1 & 0x7f;
+        let headerLength = length < 126 ? 2 : length === 126 ? 4 : 10;
+        if (b1 >= 0x80) headerLength += 4;
+        if (end - p >= headerLength) {
+          if (!this.#checkFirstBytes(b0, b1, handler)) return false;
+          if (length === 126) {
+            length = (buf[p + 2] << 8) | buf[p + 3];
+          } else if (length === 127) {
+            const high = ((buf[p + 2] << 24) | (buf[p + 3] << 16) | (buf[p + 4] << 8) |
+              buf[p + 5]) >>> 0;
+            if (high > 0x7fffffff) {
+              this.#fail(handler, PROTOCOL_ERROR, "64-bit payload length has its high bit set");
+              return false;
+            }
+            length = high * 0x100000000 +
+              (((buf[p + 6] << 24) | (buf[p + 7] << 16) | (buf[p + 8] << 8) | buf[p + 9]) >>> 0);
+          }
+          if (!this.#checkLength(b0, length, handler)) return false;
+          let key = 0;
+          if (b1 >= 0x80) {
+            const k = p + headerLength - 4;
+            key = buf[k] | (buf[k + 1] << 8) | (buf[k + 2] << 16) | (buf[k + 3] << 24);
+          }
+          p += headerLength;
+          if (end - p < length) {
+            this.#b0 = b0;
+            this.#mask = key;
+            this.#beginPayload(length, handler);
+            if (this.#finished) return false;
+            continue;
+          }
+          const e = p + length;
+          if (key !== 0) applyMask(buf, p, e, key);
+          if (b0 === 0x81) {
+            const text = decodeUtf8(buf, p, e);
+            if (text === null) {
+              this.#fail(handler, INVALID_PAYLOAD, "text message is not valid UTF-8");
+              return false;
+            }
+            p = e;
+            handler.onMessage(text);
+          } else if (b0 === 0x82) {
+            const data = buf.slice(p, e);
+            p = e;
+            handler.onMessage(data);
+          } else {
+            this.#wholeFrame(b0, buf, p, e, handler);
+            p = e;
+          }
+          if (this.#finished) return false;
+          if (this.#epoch !== epoch) return true;
+          continue;
+        }
+      }
+      if (this.#state === ST_PAYLOAD) {
+        const e = end - p < this.#left ? end : p + this.#left;
+        this.#payloadChunk(buf, p, e, handler);
+        p = e;
+      } else {
+        this.#headerByte(buf[p++], handler);
+      }
+      if (this.#finished) return false;
+      if (this.#epoch !== epoch) return true;
+    }
+    return true;
+  }
+
+  /**
+   * True between frames with no message in progress and not finished: the parser then
+   * holds nothing of its connection, so one parser can serve many idle connections and a
+   * connection needs its own only while a frame or message is split across reads.
+   *
+   * @example
+   * ```ts
+   * import { FrameParser } from "./parser.ts";
+   *
+   * const parser = new FrameParser({ role: "client" });
+   * console.log(parser.idle); // true
+   * parser.push(new Uint8Array([0x81]), 0, 1, {
+   *   onMessage() {},
+   *   onPing() {},
+   *   onPong() {},
+   *   onClose() {},
+   *   onFail() {},
+   * });
+   * console.log(parser.idle); // false: half a header arrived
+   * ```
+   */
+  get idle(): boolean {
+    return !this.#finished && this.#state === ST_HEADER && this.#messageOpcode === 0;
+  }
+
+  /**
+   * Drops any partial frame or message (releasing its buffers) and returns the parser to its
+   * initial state, ready for a new byte stream. Called from a handler, it also stops the
+   * `push` in progress from dispatching anything more.
+   *
+   * @example
+   * ```ts
+   * import { FrameParser } from "./parser.ts";
+   *
+   * const parser = new FrameParser({ role: "server" });
+   * parser.reset(); // e.g. when the connection is torn down
+   * console.log(parser.finished); // false
+   * ```
+   */
+  reset(): void {
+    this.#epoch++;
+    this.#finished = false;
+    this.#release();
+  }
+
+  #release(): void {
+    this.#state = ST_HEADER;
+    this.#b0 = 0;
+    this.#headerLeft = 0;
+    this.#left = 0;
+    this.#mask = 0;
+    this.#control = null;
+    this.#controlFill = 0;
+    this.#endMessage();
+  }
+
+  #endMessage(): void {
+    this.#messageOpcode = 0;
+    this.#messageLength = 0;
+    this.#messageFrames = 0;
+    this.#binary = null;
+    this.#text = "";
+    this.#utf8Lead = 0;
+    this.#utf8Value = 0;
+    this.#utf8Need = 0;
+  }
+
+  #fail(handler: FrameHandler, code: number, reason: string): void {
+    this.#finished = true;
+    this.#release();
+    handler.onFail(code, reason);
+  }
+
+  /** Validates everything the first two header bytes decide. */
+  #checkFirstBytes(b0: number, b1: number, handler: FrameHandler): boolean {
+    if ((b0 & 0x70) !== 0) {
+      this.#fail(handler, PROTOCOL_ERROR, "RSV bits set but no extension was negotiated");
+      return false;
+    }
+    const opcode = b0 & 0x0f;
+    if (opcode >= 0x8) {
+      if (opcode > 0xa) {
+        this.#fail(handler, PROTOCOL_ERROR, `reserved control opcode 0x${opcode.toString(16)}`);
+        return false;
+      }
+      if (b0 < 0x80) {
+        this.#fail(handler, PROTOCOL_ERROR, "fragmented control frame");
+        return false;
+      }
+      // A 126/127 length code may still announce <= 125 bytes (non-minimal encodings are
+      // accepted), so the 125-byte limit is applied to the decoded length in #checkLength.
+    } else if (opcode === 0) {
+      if (this.#messageOpcode === 0) {
+        this.#fail(handler, PROTOCOL_ERROR, "continuation frame without a message to continue");
+        return false;
+      }
+      if (this.#messageFrames >= this.#maxFragments) {
+        this.#fail(handler, MESSAGE_TOO_BIG, "message split into too many fragments");
+        return false;
+      }
+      this.#messageFrames++;
+    } else if (opcode > 0x2) {
+      this.#fail(handler, PROTOCOL_ERROR, `reserved data opcode 0x${opcode.toString(16)}`);
+      return false;
+    } else if (this.#messageOpcode !== 0) {
+      this.#fail(handler, PROTOCOL_ERROR, "new message started before the previous one ended");
+      return false;
+    }
+    if ((b1 >= 0x80) !== this.#server) {
+      this.#fail(
+        handler,
+        PROTOCOL_ERROR,
+        this.#server ? "client frame is not masked" : "server frame is masked",
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /** Applies the size limits as soon as a frame's length is known, before its payload. */
+  #checkLength(b0: number, length: number, handler: FrameHandler): boolean {
+    if ((b0 & 0x08) !== 0) {
+      if (length > 125) {
+        this.#fail(handler, PROTOCOL_ERROR, "control frame payload longer than 125 bytes");
+        return false;
+      }
+    } else {
+      const opcode = b0 & 0x0f;
+      const total = (opcode === 0 ? this.#messageLength : 0) + length;
+      const text = opcode === OPCODE_TEXT ||
+        (opcode === 0 && this.#messageOpcode === OPCODE_TEXT);
+      if (total > this.#maxMessageSize || (text && total > MAX_TEXT_BYTES)) {
+        this.#fail(
+          handler,
+          MESSAGE_TOO_BIG,
+          `message of ${total} bytes exceeds the limit of ${this.#maxMessageSize}`,
+        );
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Consumes one byte of a header split across reads. */
+  #headerByte(b: number, handler: FrameHandler): void {
+    switch (this.#state) {
+      case ST_HEADER:
+        this.#b0 = b;
+        this.#state = ST_B1;
+        return;
+      case ST_B1: {
+        if (!this.#checkFirstBytes(this.#b0, b, handler)) return;
+        const length = b & 0x7f;
+        if (length < 126) {
+          this.#afterLength(length, handler);
+        } else {
+          this.#left = 0;
+          this.#headerLeft = length === 126 ? 2 : 8;
+          this.#state = ST_EXT;
+        }
+        return;
+      }
+      case ST_EXT:
+        if (this.#headerLeft === 8 && b >= 0x80) {
+          this.#fail(handler, PROTOCOL_ERROR, "64-bit payload length has its high bit set");
+          return;
+        }
+        this.#left = this.#left * 256 + b;
+        if (--this.#headerLeft === 0) this.#afterLength(this.#left, handler);
+        return;
+      default:
+        this.#mask |= b << ((4 - this.#headerLeft) << 3);
+        if (--this.#headerLeft === 0) this.#beginPayload(this.#left, handler);
+    }
+  }
+
+  #afterLength(length: number, handler: FrameHandler): void {
+    if (!this.#checkLength(this.#b0, length, handler)) return;
+    this.#mask = 0;
+    if (this.#server) {
+      this.#left = length;
+      this.#headerLeft = 4;
+      this.#state = ST_MASK;
+    } else {
+      this.#beginPayload(length, handler);
+    }
+  }
+
+  /** Sets up buffers for a frame whose header is complete but whose payload is not. */
+  #beginPayload(length: number, handler: FrameHandler): void {
+    const b0 = this.#b0;
+    const opcode = b0 & 0x0f;
+    if (opcode >= 0x8) {
+      this.#control = length === 0 ? null : new Uint8Array(length);
+      this.#controlFill = 0;
+    } else {
+      if (opcode !== 0) this.#startMessage(opcode);
+      if (
+        this.#messageOpcode === OPCODE_BINARY && length !== 0 &&
+        !this.#reserve(this.#messageLength + length, b0 >= 0x80, handler)
+      ) {
+        return;
+      }
+    }
+    if (length === 0) {
+      this.#state = ST_HEADER;
+      this.#endFrame(handler);
+    } else {
+      this.#left = length;
+      this.#state = ST_PAYLOAD;
+    }
+  }
+
+  #startMessage(opcode: number): void {
+    this.#messageOpcode = opcode;
+    this.#messageLength = 0;
+    this.#messageFrames = 1;
+  }
+
+  /**
+   * Makes the binary buffer hold at least `needed` bytes. The last frame of a message knows
+   * the final size and allocates exactly that, so the buffer can be delivered without a copy;
+   * earlier fragments double the buffer to keep reassembly linear.
+   */
+  #reserve(needed: number, exact: boolean, handler: FrameHandler): boolean {
+    const current = this.#binary;
+    const capacity = current === null ? 0 : current.length;
+    if (needed <= capacity) return true;
+    let size = needed;
+    if (!exact) {
+      size = Math.max(needed, capacity * 2, 256);
+      if (size > this.#maxMessageSize) size = Math.max(needed, this.#maxMessageSize);
+    }
+    let next: Uint8Array;
+    try {
+      next = new Uint8Array(size);
+    } catch {
+      // Only reachable with a very large (or infinite) limit: the engine refused the size.
+      this.#fail(handler, MESSAGE_TOO_BIG, `cannot allocate ${size} bytes for a message`);
+      return false;
+    }
+    if (current !== null && this.#messageLength !== 0) {
+      next.set(current.subarray(0, this.#messageLength));
+    }
+    this.#binary = next;
+    return true;
+  }
+
+  /** A frame found whole in the input that is not a single-frame text or binary message. */
+  #wholeFrame(b0: number, buf: Uint8Array, start: number, end: number, handler: FrameHandler) {
+    const opcode = b0 & 0x0f;
+    if (opcode >= 0x8) {
+      this.#dispatchControl(opcode, buf, start, end, false, handler);
+      return;
+    }
+    if (opcode !== 0) this.#startMessage(opcode);
+    const length = end - start;
+    if (this.#messageOpcode === OPCODE_TEXT) {
+      if (!this.#appendText(buf, start, end, handler)) return;
+    } else if (length !== 0) {
+      if (!this.#reserve(this.#messageLength + length, b0 >= 0x80, handler)) return;
+      this.#binary!.set(buf.subarray(start, end), this.#messageLength);
+    }
+    this.#messageLength += length;
+    if (b0 >= 0x80) this.#deliver(handler);
+  }
+
+  /** Consumes buf[start..end), part of the payload of the current frame. */
+  #payloadChunk(buf: Uint8Array, start: number, end: number, handler: FrameHandler): void {
+    const length = end - start;
+    if (this.#server) {
+      const key = this.#mask;
+      applyMask(buf, start, end, key);
+      const rotate = (length & 3) << 3;
+      if (rotate !== 0) this.#mask = (key >>> rotate) | (key << (32 - rotate));
+    }
+    if ((this.#b0 & 0x08) !== 0) {
+      this.#control!.set(buf.subarray(start, end), this.#controlFill);
+      this.#controlFill += length;
+    } else {
+      if (this.#messageOpcode === OPCODE_TEXT) {
+        if (!this.#appendText(buf, start, end, handler)) return;
+      } else {
+        this.#binary!.set(buf.subarray(start, end), this.#messageLength);
+      }
+      this.#messageLength += length;
+    }
+    this.#left -= length;
+    if (this.#left === 0) {
+      this.#state = ST_HEADER;
+      this.#endFrame(handler);
+    }
+  }
+
+  /** The payload of a frame read across several chunks is complete. */
+  #endFrame(handler: FrameHandler): void {
+    const b0 = this.#b0;
+    const opcode = b0 & 0x0f;
+    if (opcode >= 0x8) {
+      const payload = this.#control ?? new Uint8Array(0);
+      this.#control = null;
+      this.#dispatchControl(opcode, payload, 0, payload.length, true, handler);
+    } else if (b0 >= 0x80) {
+      this.#deliver(handler);
+    }
+  }
+
+  #dispatchControl(
+    opcode: number,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    owned: boolean,
+    handler: FrameHandler,
+  ): void {
+    if (opcode === OPCODE_CLOSE) {
+      this.#close(buf, start, end, handler);
+      return;
+    }
+    const payload = owned ? buf : buf.slice(start, end);
+    if (opcode === OPCODE_PING) handler.onPing(payload);
+    else handler.onPong(payload);
+  }
+
+  #close(buf: Uint8Array, start: number, end: number, handler: FrameHandler): void {
+    const length = end - start;
+    let code = 1005;
+    let reason = "";
+    if (length !== 0) {
+      if (length === 1) {
+        this.#fail(handler, PROTOCOL_ERROR, "close frame payload of 1 byte");
+        return;
+      }
+      code = (buf[start] << 8) | buf[start + 1];
+      if (!isValidReceivedCloseCode(code)) {
+        this.#fail(handler, PROTOCOL_ERROR, `invalid close code ${code}`);
+        return;
+      }
+      const decoded = decodeUtf8(buf, start + 2, end);
+      if (decoded === null) {
+        this.#fail(handler, INVALID_PAYLOAD, "close reason is not valid UTF-8");
+        return;
+      }
+      reason = decoded;
+    }
+    this.#finished = true;
+    this.#release();
+    handler.onClose(code, reason);
+  }
+
+  /** The final frame of a data message is complete: hand the message over. */
+  #deliver(handler: FrameHandler): void {
+    if (this.#messageOpcode === OPCODE_TEXT) {
+      if (this.#utf8Need !== 0) {
+        this.#fail(handler, INVALID_PAYLOAD, "text message ends inside a UTF-8 sequence");
+        return;
+      }
+      const text = this.#text;
+      this.#endMessage();
+      handler.onMessage(text);
+      return;
+    }
+    const binary = this.#binary;
+    const length = this.#messageLength;
+    this.#endMessage();
+    handler.onMessage(
+      binary === null
+        ? new Uint8Array(0)
+        : binary.length === length
+        ? binary
+        : binary.slice(0, length),
+    );
+  }
+
+  /**
+   * Decodes and appends text bytes that may start or end in the middle of a UTF-8 sequence.
+   * A sequence cut off at the end is checked byte by byte and carried over (at most 3 bytes,
+   * kept as numbers), so an invalid byte fails the message as soon as it arrives.
+   */
+  #appendText(buf: Uint8Array, start: number, end: number, handler: FrameHandler): boolean {
+    let p = start;
+    if (this.#utf8Need !== 0) {
+      while (p < end) {
+        if (!this.#utf8Continue(buf[p++], handler)) return false;
+        if (this.#utf8Need === 0) {
+          this.#text += String.fromCodePoint(this.#utf8Value);
+          break;
+        }
+      }
+      if (p === end) return true;
+    }
+    // Find a sequence that starts in the last 3 bytes and runs past the end.
+    let tail = end;
+    const stop = end - 3 > p ? end - 3 : p;
+    for (let i = end - 1; i >= stop; i--) {
+      const b = buf[i];
+      if (b < 0x80) break;
+      if (b >= 0xc0) {
+        if (end - i < sequenceLength(b)) tail = i;
+        break;
+      }
+    }
+    if (tail > p) {
+      const text = decodeUtf8(buf, p, tail);
+      if (text === null) {
+        this.#fail(handler, INVALID_PAYLOAD, "text message is not valid UTF-8");
+        return false;
+      }
+      this.#text += text;
+    }
+    if (tail < end) {
+      const lead = buf[tail];
+      if (lead < 0xc2 || lead > 0xf4) {
+        this.#fail(handler, INVALID_PAYLOAD, "text message is not valid UTF-8");
+        return false;
+      }
+      const length = sequenceLength(lead);
+      this.#utf8Lead = lead;
+      this.#utf8Need = length - 1;
+      this.#utf8Value = lead & (length === 2 ? 0x1f : length === 3 ? 0x0f : 0x07);
+      for (let i = tail + 1; i < end; i++) {
+        if (!this.#utf8Continue(buf[i], handler)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Feeds one continuation byte to the pending UTF-8 sequence. */
+  #utf8Continue(b: number, handler: FrameHandler): boolean {
+    const lead = this.#utf8Lead;
+    const second = this.#utf8Need === sequenceLength(lead) - 1;
+    if (second ? !validSecondByte(lead, b) : (b & 0xc0) !== 0x80) {
+      this.#fail(handler, INVALID_PAYLOAD, "text message is not valid UTF-8");
+      return false;
+    }
+    this.#utf8Value = (this.#utf8Value << 6) | (b & 0x3f);
+    this.#utf8Need--;
+    return true;
+  }
+}
