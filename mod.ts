@@ -59,6 +59,6 @@ export { BasePoller } from "./poller/base.ts";
 export { Registry } from "./poller/registry.ts";
 export type { NetAddr } from "./net/tcp.ts";
 export { CloseCode, CloseCodeError } from "./protocol/frame/close_codes.ts";
-export { HandshakeError, type HandshakeErrorCode } from "./protocol/handshake/server.ts";
+export { HandshakeError, type HandshakeErrorCode } from "./protocol/http/handshake_error.ts";
 export { connect, ConnectError, type ConnectOptions } from "./client/connect.ts";
 export { type ResolvedAddress, ResolveError, resolveHost } from "./net/resolve.ts";

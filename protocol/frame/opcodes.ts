@@ -119,25 +119,6 @@ export const Opcode = {
 export type Opcode = typeof Opcode[keyof typeof Opcode];
 
 /**
- * Whether `opcode` denotes a control frame (close, ping, pong or a reserved `0xB`–`0xF`):
- * RFC 6455 §5.5 reserves the whole upper half of the opcode space for control frames.
- *
- * @param opcode A 4-bit opcode.
- * @returns `true` for `0x8`–`0xF`.
- *
- * @example
- * ```ts
- * import { isControlOpcode } from "./opcodes.ts";
- *
- * console.log(isControlOpcode(0x9)); // true
- * console.log(isControlOpcode(0x1)); // false
- * ```
- */
-export function isControlOpcode(opcode: number): boolean {
-  return (opcode & 0x8) !== 0;
-}
-
-/**
  * Whether `opcode` is one RFC 6455 defines (not one of the reserved `0x3`–`0x7`, `0xB`–`0xF`).
  *
  * @param opcode Any number.

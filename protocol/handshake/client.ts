@@ -8,16 +8,9 @@
  */
 
 import { acceptKey, isValidKey } from "./server.ts";
-import {
-  encodeLatin1,
-  HandshakeError,
-  isToken,
-  listHasToken,
-  validateHeaders,
-} from "../http/head.ts";
+import { encodeLatin1, isToken, listHasToken, validateHeaders } from "../http/head.ts";
+import { HandshakeError } from "../http/handshake_error.ts";
 import type { ParsedResponse } from "../http/response.ts";
-
-export { HandshakeError, type HandshakeErrorCode } from "../http/head.ts";
 
 /**
  * A fresh `Sec-WebSocket-Key`: base64 of 16 random bytes (RFC 6455 §4.1).

@@ -12,16 +12,14 @@
 import { base64Into, sha1Into } from "./sha1.ts";
 import {
   encodeLatin1,
-  HandshakeError,
   isToken,
   listHasToken,
   splitList,
   trimOws,
   validateHeaders,
 } from "../http/head.ts";
+import { HandshakeError } from "../http/handshake_error.ts";
 import { bodyFraming, type ParsedRequest } from "../http/request.ts";
-
-export { HandshakeError, type HandshakeErrorCode } from "../http/head.ts";
 
 /** The GUID appended to the key before hashing (RFC 6455 §1.3). */
 export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -12,7 +12,6 @@
 import {
   decodeLatin1,
   DEFAULT_MAX_HEADER_BYTES,
-  HandshakeError,
   type HeaderField,
   HeaderList,
   type HeadError,
@@ -26,13 +25,9 @@ import {
   TCHAR,
   trimOws,
 } from "./head.ts";
+import { HandshakeError } from "./handshake_error.ts";
 
-export {
-  HandshakeError,
-  type HandshakeErrorCode,
-  type HeaderField,
-  HeaderList,
-} from "./head.ts";
+export { type HeaderField, HeaderList } from "./head.ts";
 export type { HttpVersion } from "./head.ts";
 
 /** Options of {@linkcode HttpRequestParser}. */

@@ -18,12 +18,7 @@ import {
   SCAN_INCOMPLETE,
 } from "./head.ts";
 
-export {
-  HandshakeError,
-  type HandshakeErrorCode,
-  type HeaderField,
-  HeaderList,
-} from "./head.ts";
+export { type HeaderField, HeaderList } from "./head.ts";
 export type { HttpVersion } from "./head.ts";
 
 /** Options of {@linkcode HttpResponseParser}. */

@@ -14,7 +14,7 @@ import { type RawData, type WebSocket as NodeWebSocket, WebSocketServer } from "
 import { connect, ConnectError, type ConnectOptions } from "../../client/connect.ts";
 import { WebSocketManager } from "../../core/manager.ts";
 import { serve, type Server } from "../../server/server.ts";
-import { HandshakeError } from "../../protocol/http/head.ts";
+import { HandshakeError } from "../../protocol/http/handshake_error.ts";
 import type { PollerKind } from "../../poller/poller.ts";
 import { WebSocket } from "../../core/websocket.ts";
 import {

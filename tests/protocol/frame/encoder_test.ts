@@ -2,16 +2,15 @@
 // or a minimal decoder written here (independent of the parser under test elsewhere).
 import assert from "node:assert/strict";
 import {
-  applyMask,
   encodeCloseFrame,
   encodeControlFrame,
   encodeFrame,
   encodeMessage,
-  FrameEncodeError,
   frameHeaderLength,
-  packMaskKey,
   writeFrameHeader,
 } from "../../../protocol/frame/encoder.ts";
+import { FrameEncodeError } from "../../../protocol/frame/encode_error.ts";
+import { applyMask, packMaskKey } from "../../../protocol/frame/mask.ts";
 import { CloseCodeError } from "../../../protocol/frame/close_codes.ts";
 import { FdwsError } from "../../../errors.ts";
 import { filled, hex, toHex, utf8 } from "../../fixtures/bytes.ts";

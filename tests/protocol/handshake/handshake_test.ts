@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
+import { HandshakeError } from "../../../protocol/http/handshake_error.ts";
 import {
   acceptKey,
   buildErrorResponse,
   buildUpgradeResponse,
-  HandshakeError,
   isValidKey,
   reasonPhrase,
   selectProtocol,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
+import { HandshakeError } from "../../../protocol/http/handshake_error.ts";
 import {
   announcesBody,
   bodyFraming,
-  HandshakeError,
   HttpRequestParser,
   type HttpRequestParserOptions,
   isUpgradeRequest,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
+import { HandshakeError } from "../../../protocol/http/handshake_error.ts";
 import {
-  HandshakeError,
   HttpResponseParser,
   type HttpResponseParserOptions,
   ParsedResponse,
