@@ -2,14 +2,18 @@
  * Incremental RFC 6455 frame parser: turns a byte stream into messages, pings, pongs and a
  * close, and fails the connection (with the close code to send) on any protocol violation.
  *
- * No extensions are negotiated, so RSV1–3 must be zero. Text is validated as UTF-8 while it
- * streams in and fails at the first invalid byte, across fragments and inside frames whose
- * tail has not arrived.
+ * RSV2 and RSV3 must be zero; RSV1 marks a compressed message when the handler offers a
+ * {@linkcode MessageInflater} (permessage-deflate, RFC 7692), and must be zero otherwise.
+ * Text is validated as UTF-8 while it streams in and fails at the first invalid byte, across
+ * fragments and inside frames whose tail has not arrived (compressed text is validated once
+ * inflated).
  *
  * Memory: between messages a parser holds only numbers and `null`s. A frame split across
- * reads keeps its header in number fields and its payload in a buffer of exactly the
- * announced size; a fragmented binary message grows one buffer by doubling (capped at the
- * size limit); text is decoded as it arrives, so no bytes of it are kept.
+ * reads keeps its header in number fields and its payload in a buffer that grows with the
+ * bytes that actually arrived (doubling, capped at the announced size), so a header that
+ * announces a large payload reserves nothing; text is decoded as it arrives, so no bytes of
+ * it are kept. An optional {@linkcode MessageBudget} bounds what all the parsers of one
+ * owner hold in incomplete messages together.
  *
  * @module
  */
@@ -57,6 +61,102 @@ export interface FrameHandler {
    * (1002 protocol error, 1007 invalid UTF-8, 1009 too big). The parser is finished.
    */
   onFail(code: number, reason: string): void;
+  /**
+   * The decompressor of this connection when permessage-deflate was negotiated: messages
+   * whose first frame has RSV1 set are fed to it. Absent or null: RSV1 fails with 1002.
+   */
+  readonly inflater?: MessageInflater | null;
+}
+
+/**
+ * Inflates the compressed messages of one connection (RFC 7692 §7.2.2) for a
+ * {@linkcode FrameParser}: the payload bytes of a message whose first frame had RSV1 set
+ * arrive with {@linkcode MessageInflater.push} as they come in, then
+ * {@linkcode MessageInflater.finish} ends the message.
+ *
+ * @example An inflater that takes stored (uncompressed) bytes as they are
+ * ```ts
+ * import type { MessageInflater } from "./parser.ts";
+ *
+ * class Identity implements MessageInflater {
+ *   size = 0;
+ *   error = 0;
+ *   #parts: Uint8Array[] = [];
+ *   push(buf: Uint8Array, start: number, end: number): boolean {
+ *     this.#parts.push(buf.slice(start, end));
+ *     this.size += end - start;
+ *     return true;
+ *   }
+ *   finish(): Uint8Array {
+ *     const out = new Uint8Array(this.size);
+ *     let at = 0;
+ *     for (const p of this.#parts) {
+ *       out.set(p, at);
+ *       at += p.length;
+ *     }
+ *     this.reset();
+ *     return out;
+ *   }
+ *   reset(): void {
+ *     this.#parts = [];
+ *     this.size = 0;
+ *   }
+ * }
+ * console.log(new Identity().size); // 0
+ * ```
+ */
+export interface MessageInflater {
+  /** Bytes inflated so far for the message in progress. */
+  readonly size: number;
+  /**
+   * Why the last `push` or `finish` failed: 1009 when the inflated message passed the
+   * inflater's size limit, 1007 when the compressed data is invalid; 0 after success.
+   */
+  readonly error: number;
+  /**
+   * Feeds `buf[start..end)`, compressed payload bytes (already unmasked).
+   * @returns false on failure (see {@linkcode MessageInflater.error}).
+   */
+  push(buf: Uint8Array, start: number, end: number): boolean;
+  /**
+   * The last frame of the message arrived: the inflated message, valid until the next call
+   * (the parser copies or decodes it at once), or null on failure (see
+   * {@linkcode MessageInflater.error}).
+   */
+  finish(): Uint8Array | null;
+  /** Drops the message in progress (the connection failed or was torn down). */
+  reset(): void;
+}
+
+/**
+ * Bytes that the parsers of one owner may hold in incomplete messages together. A parser
+ * takes bytes as a message's buffer grows and gives them back when the message is
+ * delivered or dropped; when {@linkcode MessageBudget.take} refuses, the connection fails
+ * with 1013 (try again later).
+ *
+ * @example A budget of 1 MiB
+ * ```ts
+ * import type { MessageBudget } from "./parser.ts";
+ *
+ * let free = 1 << 20;
+ * const budget: MessageBudget = {
+ *   take(bytes) {
+ *     if (bytes > free) return false;
+ *     free -= bytes;
+ *     return true;
+ *   },
+ *   give(bytes) {
+ *     free += bytes;
+ *   },
+ * };
+ * console.log(budget.take(4096)); // true
+ * ```
+ */
+export interface MessageBudget {
+  /** Reserves `bytes`; false when they are not available. */
+  take(bytes: number): boolean;
+  /** Returns `bytes` taken before. */
+  give(bytes: number): void;
 }
 
 /**
@@ -91,6 +191,8 @@ export interface FrameParserOptions {
    * {@linkcode DEFAULT_MAX_FRAGMENTS}; `Infinity` disables the limit.
    */
   maxFragments?: number;
+  /** Shared bound on the bytes held in incomplete messages; none by default. */
+  budget?: MessageBudget | null;
 }
 
 /**
@@ -157,6 +259,9 @@ const ST_PAYLOAD = 4;
 const PROTOCOL_ERROR = 1002;
 const INVALID_PAYLOAD = 1007;
 const MESSAGE_TOO_BIG = 1009;
+const TRY_AGAIN_LATER = 1013;
+/** First capacity of a message buffer that grows with the payload. */
+const MIN_GROWTH = 4096;
 
 // Deno's lenient decoder is 3–10x faster than the fatal one; it writes U+FFFD for any invalid
 // input, so text without U+FFFD is valid and only text containing it (rare) is re-decoded
@@ -234,7 +339,12 @@ export class FrameParser {
   readonly #server: boolean;
   readonly #maxMessageSize: number;
   readonly #maxFragments: number;
+  readonly #budget: MessageBudget | null;
   #finished = false;
+  // Set by interrupt(): the push in progress returns after the current dispatch.
+  #interrupted = false;
+  // Where the last push stopped consuming (its `end` unless interrupted).
+  #stoppedAt = 0;
   // Bumped by reset() so that a push whose handler reset the parser stops dispatching.
   #epoch = 0;
   #state = ST_HEADER;
@@ -255,6 +365,10 @@ export class FrameParser {
   #messageFrames = 0;
   // Binary message bytes (exact size for a single frame, doubling for fragments).
   #binary: Uint8Array | null = null;
+  // Bytes of the budget held for the message in progress.
+  #held = 0;
+  // The inflater of a compressed message in progress (null: not compressed).
+  #inflater: MessageInflater | null = null;
   // Text decoded so far, and the UTF-8 sequence cut off at the end of the last chunk.
   #text = "";
   #utf8Lead = 0;
@@ -288,6 +402,7 @@ export class FrameParser {
     this.#server = role === "server";
     this.#maxMessageSize = maxMessageSize;
     this.#maxFragments = maxFragments;
+    this.#budget = options.budget ?? null;
   }
 
   /**
@@ -333,8 +448,10 @@ export class FrameParser {
    * ```
    */
   push(buf: Uint8Array, start: number, end: number, handler: FrameHandler): boolean {
+    this.#stoppedAt = end;
     if (this.#finished) return false;
     const epoch = this.#epoch;
+    this.#interrupted = false;
     let p = start;
     while (p < end) {
       if (this.#state === ST_HEADER && end - p >= 2) {
@@ -391,6 +508,7 @@ export class FrameParser {
           }
           if (this.#finished) return false;
           if (this.#epoch !== epoch) return true;
+          if (this.#interrupted) return this.#stop(p);
           continue;
         }
       }
@@ -403,8 +521,67 @@ export class FrameParser {
       }
       if (this.#finished) return false;
       if (this.#epoch !== epoch) return true;
+      if (this.#interrupted) return this.#stop(p);
     }
     return true;
+  }
+
+  #stop(at: number): boolean {
+    this.#interrupted = false;
+    this.#stoppedAt = at;
+    return true;
+  }
+
+  /**
+   * Called by a handler during {@linkcode FrameParser.push}: the push returns right after
+   * the current dispatch, keeping its state, and {@linkcode FrameParser.stoppedAt} tells
+   * where it stopped, so that the rest can be pushed later (e.g. by another owner of the
+   * connection). Outside a push it does nothing.
+   *
+   * @example Stop after the first message
+   * ```ts
+   * import { FrameParser } from "./parser.ts";
+   *
+   * const parser = new FrameParser({ role: "client" });
+   * const two = new Uint8Array([0x81, 0x01, 0x61, 0x81, 0x01, 0x62]); // "a", "b"
+   * parser.push(two, 0, two.length, {
+   *   onMessage: (data) => {
+   *     console.log(data); // "a" only
+   *     parser.interrupt();
+   *   },
+   *   onPing() {},
+   *   onPong() {},
+   *   onClose() {},
+   *   onFail() {},
+   * });
+   * console.log(parser.stoppedAt); // 3
+   * ```
+   */
+  interrupt(): void {
+    this.#interrupted = true;
+  }
+
+  /**
+   * Where the last {@linkcode FrameParser.push} stopped consuming its input: its `end`,
+   * unless a handler called {@linkcode FrameParser.interrupt}.
+   *
+   * @example
+   * ```ts
+   * import { FrameParser } from "./parser.ts";
+   *
+   * const parser = new FrameParser({ role: "client" });
+   * parser.push(new Uint8Array([0x89, 0x00]), 0, 2, {
+   *   onMessage() {},
+   *   onPing() {},
+   *   onPong() {},
+   *   onClose() {},
+   *   onFail() {},
+   * });
+   * console.log(parser.stoppedAt); // 2
+   * ```
+   */
+  get stoppedAt(): number {
+    return this.#stoppedAt;
   }
 
   /**
@@ -460,10 +637,17 @@ export class FrameParser {
     this.#mask = 0;
     this.#control = null;
     this.#controlFill = 0;
+    // A compressed message dropped half way: its inflater must not carry it into the next.
+    this.#inflater?.reset();
     this.#endMessage();
   }
 
   #endMessage(): void {
+    if (this.#held !== 0) {
+      this.#budget!.give(this.#held);
+      this.#held = 0;
+    }
+    this.#inflater = null;
     this.#messageOpcode = 0;
     this.#messageLength = 0;
     this.#messageFrames = 0;
@@ -482,11 +666,18 @@ export class FrameParser {
 
   /** Validates everything the first two header bytes decide. */
   #checkFirstBytes(b0: number, b1: number, handler: FrameHandler): boolean {
-    if ((b0 & 0x70) !== 0) {
-      this.#fail(handler, PROTOCOL_ERROR, "RSV bits set but no extension was negotiated");
-      return false;
-    }
     const opcode = b0 & 0x0f;
+    if ((b0 & 0x70) !== 0) {
+      // RFC 7692 §6: only RSV1, only with the extension, only on a message's first frame.
+      if ((b0 & 0x30) !== 0 || handler.inflater == null) {
+        this.#fail(handler, PROTOCOL_ERROR, "RSV bits set but no extension was negotiated");
+        return false;
+      }
+      if (opcode === 0 || opcode >= 0x8) {
+        this.#fail(handler, PROTOCOL_ERROR, "RSV1 set on a control or continuation frame");
+        return false;
+      }
+    }
     if (opcode >= 0x8) {
       if (opcode > 0xa) {
         this.#fail(handler, PROTOCOL_ERROR, `reserved control opcode 0x${opcode.toString(16)}`);
@@ -602,14 +793,9 @@ export class FrameParser {
     if (opcode >= 0x8) {
       this.#control = length === 0 ? null : new Uint8Array(length);
       this.#controlFill = 0;
-    } else {
-      if (opcode !== 0) this.#startMessage(opcode);
-      if (
-        this.#messageOpcode === OPCODE_BINARY && length !== 0 &&
-        !this.#reserve(this.#messageLength + length, b0 >= 0x80, handler)
-      ) {
-        return;
-      }
+    } else if (opcode !== 0) {
+      // Nothing is reserved yet: buffers grow with the payload that actually arrives.
+      this.#startMessage(b0, handler);
     }
     if (length === 0) {
       this.#state = ST_HEADER;
@@ -620,26 +806,62 @@ export class FrameParser {
     }
   }
 
-  #startMessage(opcode: number): void {
-    this.#messageOpcode = opcode;
+  #startMessage(b0: number, handler: FrameHandler): void {
+    this.#messageOpcode = b0 & 0x0f;
     this.#messageLength = 0;
     this.#messageFrames = 1;
+    if ((b0 & 0x40) !== 0) this.#inflater = handler.inflater!;
+  }
+
+  /** Holds `total` bytes of the budget for the message in progress. */
+  #hold(total: number, handler: FrameHandler): boolean {
+    const budget = this.#budget;
+    if (budget === null || total <= this.#held) return true;
+    if (!budget.take(total - this.#held)) {
+      this.#fail(handler, TRY_AGAIN_LATER, "too many bytes held in incomplete messages");
+      return false;
+    }
+    this.#held = total;
+    return true;
+  }
+
+  /** Feeds compressed payload to the inflater; fails the connection when it refuses. */
+  #inflate(buf: Uint8Array, start: number, end: number, handler: FrameHandler): boolean {
+    const inflater = this.#inflater!;
+    if (start !== end && !inflater.push(buf, start, end)) {
+      this.#failInflate(inflater, handler);
+      return false;
+    }
+    return this.#hold(inflater.size, handler);
+  }
+
+  #failInflate(inflater: MessageInflater, handler: FrameHandler): void {
+    if (inflater.error === INVALID_PAYLOAD) {
+      this.#fail(handler, INVALID_PAYLOAD, "invalid compressed data");
+    } else {
+      this.#fail(
+        handler,
+        MESSAGE_TOO_BIG,
+        `message exceeds the limit of ${this.#maxMessageSize} bytes once inflated`,
+      );
+    }
   }
 
   /**
-   * Makes the binary buffer hold at least `needed` bytes. The last frame of a message knows
-   * the final size and allocates exactly that, so the buffer can be delivered without a copy;
-   * earlier fragments double the buffer to keep reassembly linear.
+   * Makes the binary buffer hold at least `needed` bytes, growing by doubling so that
+   * reassembly stays linear, never past `finalSize` (the message's size once its last frame
+   * is announced; 0 when unknown, then the size limit caps it). Growing only as bytes
+   * arrive keeps a header that announces a large payload from reserving it; reaching
+   * `finalSize` exactly lets the buffer be delivered without a copy.
    */
-  #reserve(needed: number, exact: boolean, handler: FrameHandler): boolean {
+  #reserve(needed: number, finalSize: number, handler: FrameHandler): boolean {
     const current = this.#binary;
     const capacity = current === null ? 0 : current.length;
     if (needed <= capacity) return true;
-    let size = needed;
-    if (!exact) {
-      size = Math.max(needed, capacity * 2, 256);
-      if (size > this.#maxMessageSize) size = Math.max(needed, this.#maxMessageSize);
-    }
+    const ceiling = finalSize > 0 ? finalSize : this.#maxMessageSize;
+    let size = Math.max(needed, capacity * 2, MIN_GROWTH);
+    if (size > ceiling) size = Math.max(needed, ceiling);
+    if (!this.#hold(size, handler)) return false;
     let next: Uint8Array;
     try {
       next = new Uint8Array(size);
@@ -662,12 +884,17 @@ export class FrameParser {
       this.#dispatchControl(opcode, buf, start, end, false, handler);
       return;
     }
-    if (opcode !== 0) this.#startMessage(opcode);
+    if (opcode !== 0) this.#startMessage(b0, handler);
     const length = end - start;
-    if (this.#messageOpcode === OPCODE_TEXT) {
+    if (this.#inflater !== null) {
+      if (!this.#inflate(buf, start, end, handler)) return;
+    } else if (this.#messageOpcode === OPCODE_TEXT) {
       if (!this.#appendText(buf, start, end, handler)) return;
+      // Text kept across frames counts against the budget (a whole one is delivered now).
+      if (b0 < 0x80 && !this.#hold(this.#messageLength + length, handler)) return;
     } else if (length !== 0) {
-      if (!this.#reserve(this.#messageLength + length, b0 >= 0x80, handler)) return;
+      const total = this.#messageLength + length;
+      if (!this.#reserve(total, b0 >= 0x80 ? total : 0, handler)) return;
       this.#binary!.set(buf.subarray(start, end), this.#messageLength);
     }
     this.#messageLength += length;
@@ -687,9 +914,14 @@ export class FrameParser {
       this.#control!.set(buf.subarray(start, end), this.#controlFill);
       this.#controlFill += length;
     } else {
-      if (this.#messageOpcode === OPCODE_TEXT) {
+      if (this.#inflater !== null) {
+        if (!this.#inflate(buf, start, end, handler)) return;
+      } else if (this.#messageOpcode === OPCODE_TEXT) {
         if (!this.#appendText(buf, start, end, handler)) return;
+        if (!this.#hold(this.#messageLength + length, handler)) return;
       } else {
+        const final = this.#b0 >= 0x80 ? this.#messageLength + this.#left : 0;
+        if (!this.#reserve(this.#messageLength + length, final, handler)) return;
         this.#binary!.set(buf.subarray(start, end), this.#messageLength);
       }
       this.#messageLength += length;
@@ -759,6 +991,28 @@ export class FrameParser {
 
   /** The final frame of a data message is complete: hand the message over. */
   #deliver(handler: FrameHandler): void {
+    const inflater = this.#inflater;
+    if (inflater !== null) {
+      const out = inflater.finish();
+      if (out === null) {
+        this.#failInflate(inflater, handler);
+        return;
+      }
+      if (this.#messageOpcode === OPCODE_TEXT) {
+        const text = out.length > MAX_TEXT_BYTES ? null : decodeUtf8(out, 0, out.length);
+        if (text === null) {
+          this.#fail(handler, INVALID_PAYLOAD, "text message is not valid UTF-8");
+          return;
+        }
+        this.#endMessage();
+        handler.onMessage(text);
+      } else {
+        const data = out.slice();
+        this.#endMessage();
+        handler.onMessage(data);
+      }
+      return;
+    }
     if (this.#messageOpcode === OPCODE_TEXT) {
       if (this.#utf8Need !== 0) {
         this.#fail(handler, INVALID_PAYLOAD, "text message ends inside a UTF-8 sequence");
