@@ -8,10 +8,16 @@
  * code).
  *
  * @example Echo server
- * ```ts ignore
- * import { serve } from "@fdws/fdws";
+ * ```ts
+ * import { serve } from "./mod.ts";
  *
- * serve({ port: 9001, websocket: { message: (ws, data) => ws.send(data as string) } });
+ * const server = serve({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   websocket: { message: (ws, data) => void ws.send(data as string | Uint8Array) },
+ * });
+ * console.log(`ws://127.0.0.1:${server.port}/`);
+ * await server.shutdown();
  * ```
  *
  * @module
@@ -19,21 +25,22 @@
 
 export { FdwsError } from "./errors.ts";
 export { SyscallError } from "./ffi/errno.ts";
+export type { ReadyState, Role } from "./core/connection.ts";
 export {
   type BinaryType,
   InvalidStateError,
-  type ReadyState,
-  type Role,
   WebSocket,
+  type WebSocketHandlers,
+  type WebSocketHost,
 } from "./core/websocket.ts";
 export {
   type BackpressurePolicy,
   ManagerError,
   type ManagerOptions,
-  type ManagerStats,
-  type WebSocketHandlers,
   WebSocketManager,
 } from "./core/manager.ts";
+export type { ManagerStats } from "./core/stats.ts";
+export type { Backplane } from "./core/topics.ts";
 export {
   type FetchResult,
   serve,
@@ -41,7 +48,9 @@ export {
   Server,
   type ServerStats,
   type UpgradeOptions,
-} from "./server/server.ts";
+} from "./server/serve.ts";
+export { connect, type ConnectOptions } from "./client/connect.ts";
+export { ConnectError } from "./client/errors.ts";
 export {
   Events,
   Interest,
@@ -55,10 +64,7 @@ export { createPoller, defaultPollerKind } from "./poller/default.ts";
 export { EpollPoller } from "./poller/epoll.ts";
 export { KqueuePoller } from "./poller/kqueue.ts";
 export { SelectPoller } from "./poller/select.ts";
-export { BasePoller } from "./poller/base.ts";
-export { Registry } from "./poller/registry.ts";
 export type { NetAddr } from "./net/tcp.ts";
 export { CloseCode, CloseCodeError } from "./protocol/frame/close_codes.ts";
 export { HandshakeError, type HandshakeErrorCode } from "./protocol/http/handshake_error.ts";
-export { connect, ConnectError, type ConnectOptions } from "./client/connect.ts";
 export { type ResolvedAddress, ResolveError, resolveHost } from "./net/resolve.ts";

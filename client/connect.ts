@@ -10,22 +10,13 @@
  * @module
  */
 
-import { FdwsError } from "../errors.ts";
-import { SyscallError } from "../ffi/errno.ts";
-import { type PollTarget, type WebSocketHandlers, WebSocketManager } from "../core/manager.ts";
-import { AddressError } from "../net/address.ts";
-import { IO_FAILED, lastIoError, recvInto, sendFrom, WOULD_BLOCK } from "../net/io.ts";
-import { type ResolvedAddress, ResolveError, resolveHost } from "../net/resolve.ts";
-import { closeFd, connectTcp, finishConnect } from "../net/tcp.ts";
-import { Interest, Ready } from "../poller/poller.ts";
-import {
-  buildClientRequest,
-  generateKey,
-  validateUpgradeResponse,
-} from "../protocol/handshake/client.ts";
-import { FrameParser } from "../protocol/frame/parser.ts";
-import { HttpResponseParser, type ParsedResponse } from "../protocol/http/response.ts";
-import { WebSocket } from "../core/websocket.ts";
+import type { WebSocketManager } from "../core/manager.ts";
+import type { WebSocket, WebSocketHandlers } from "../core/websocket.ts";
+import { type ResolvedAddress, resolveHost } from "../net/resolve.ts";
+import { buildClientRequest, generateKey } from "../protocol/handshake/client.ts";
+import { type Attempt, Connecting } from "./connecting.ts";
+import { ConnectError, toConnectError } from "./errors.ts";
+import { type Lease, sharedLease, userLease } from "./shared_manager.ts";
 
 /**
  * Options of {@link connect}.
@@ -76,389 +67,6 @@ export interface ConnectOptions<T = unknown> {
   maxMessageSize?: number;
   /** Aborts the opening (the promise rejects with code `"ABORTED"`). */
   signal?: AbortSignal;
-}
-
-/**
- * Why {@link connect} failed. `code` tells the kind of failure:
- *
- * - `"INVALID_URL"`, `"TLS_UNSUPPORTED"` (a `wss:` URL), `"INVALID_OPTION"`: the arguments;
- * - `"ENOTFOUND"`, `"EAI_AGAIN"`, ...: name resolution (`cause` is the `ResolveError`);
- * - `"ECONNREFUSED"`, `"ENETUNREACH"`, `"ECONNRESET"`, ...: the system call that failed
- *   (`cause` is the `SyscallError`);
- * - `"ETIMEDOUT"`: the `timeout` passed; `"ABORTED"`: the `signal` fired (`cause` is its reason);
- * - `"UNEXPECTED_RESPONSE"`: the server answered with another status than 101 (see
- *   `status`); `"HANDSHAKE_FAILED"`: an invalid answer (wrong `Sec-WebSocket-Accept`, a
- *   subprotocol that was not offered, an extension, malformed HTTP, or the connection
- *   closed before the answer);
- * - `"MANAGER_STOPPED"`: the manager stopped while connecting.
- *
- * No descriptor is left open when the promise rejects.
- *
- * @example
- * ```ts ignore
- * import { connect, ConnectError } from "./connect.ts";
- *
- * try {
- *   await connect("ws://127.0.0.1:1/");
- * } catch (err) {
- *   if (err instanceof ConnectError && err.code === "ECONNREFUSED") console.log("nobody there");
- * }
- * ```
- */
-export class ConnectError extends FdwsError {
-  /** The URL being connected to. */
-  readonly url: string;
-  /** HTTP status of the server's answer, or 0 when none was read. */
-  readonly status: number;
-  /** The address being tried when the failure happened, or `""`. */
-  readonly address: string;
-
-  /**
-   * Creates the error; {@link connect} does this.
-   *
-   * @param code Stable identifier (see the class description).
-   * @param message Human-readable description.
-   * @param init URL, status, address and cause.
-   */
-  constructor(
-    code: string,
-    message: string,
-    init: { url?: string; status?: number; address?: string; cause?: unknown } = {},
-  ) {
-    super(code, message, init.cause === undefined ? undefined : { cause: init.cause });
-    this.name = "ConnectError";
-    this.url = init.url ?? "";
-    this.status = init.status ?? 0;
-    this.address = init.address ?? "";
-  }
-}
-
-// ------------------------------------------------------------------ the shared manager
-
-/** A claim on a manager for one connection: released when it fails or, once open, closes. */
-interface Lease<T> {
-  readonly manager: WebSocketManager<T>;
-  release(): void;
-}
-
-interface Shared {
-  manager: WebSocketManager<unknown>;
-  refs: number;
-}
-
-let shared: Shared | null = null;
-
-/** Claims the shared client manager, creating and starting it when there is none. */
-function sharedLease<T>(): Lease<T> {
-  if (shared === null) {
-    const manager = new WebSocketManager<unknown>();
-    manager.start();
-    shared = { manager, refs: 0 };
-  }
-  const entry = shared;
-  entry.refs++;
-  let released = false;
-  return {
-    manager: entry.manager as WebSocketManager<T>,
-    release(): void {
-      if (released) return;
-      released = true;
-      if (--entry.refs > 0) return;
-      // Last connection gone: stop the loop so that the process may exit. The next
-      // connect() creates a new manager.
-      if (shared === entry) shared = null;
-      entry.manager.stop();
-    },
-  };
-}
-
-function userLease<T>(manager: WebSocketManager<T>): Lease<T> {
-  return { manager, release(): void {} };
-}
-
-// ------------------------------------------------------------------ one attempt
-
-interface Attempt<T> {
-  readonly url: string;
-  readonly port: number;
-  readonly key: string;
-  readonly request: Uint8Array;
-  readonly protocols: readonly string[];
-  readonly options: ConnectOptions<T>;
-  readonly lease: Lease<T>;
-}
-
-type Phase = "connecting" | "writing" | "reading" | "done";
-
-/**
- * One TCP connection being opened and its handshake, polled by the manager. It settles
- * `result` exactly once, and owns its descriptor until it hands it to the manager.
- */
-class ClientHandshake<T> implements PollTarget {
-  readonly fd: number;
-  readonly result = Promise.withResolvers<WebSocket<T>>();
-  /** True when it failed before the TCP connection was established (try the next address). */
-  retryable = false;
-  readonly #attempt: Attempt<T>;
-  readonly #address: ResolvedAddress;
-  readonly #manager: WebSocketManager<T>;
-  readonly #parser = new HttpResponseParser();
-  #phase: Phase = "connecting";
-  #sent = 0;
-  #registered = false;
-
-  /** Starts the TCP connection; throws (with nothing left open) when that fails at once. */
-  constructor(attempt: Attempt<T>, address: ResolvedAddress) {
-    this.#attempt = attempt;
-    this.#address = address;
-    this.#manager = attempt.lease.manager;
-    this.fd = connectTcp(address.address, attempt.port).fd;
-    try {
-      // Writable means connected (or failed: SO_ERROR tells), whether or not connect()
-      // completed at once.
-      this.#manager._addTarget(this, Interest.WRITABLE);
-      this.#registered = true;
-    } catch (err) {
-      closeFd(this.fd);
-      throw err;
-    }
-  }
-
-  onReady(ready: number): void {
-    if (this.#phase === "connecting") {
-      try {
-        finishConnect(this.fd);
-      } catch (err) {
-        this.fail(this.#wrap(err), true);
-        return;
-      }
-      this.#phase = "writing";
-    }
-    if (this.#phase === "writing") {
-      this.#write();
-      return;
-    }
-    if (this.#phase === "reading" && ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR)) {
-      this.#read();
-    }
-  }
-
-  /** The manager shut down while connecting (it unregistered us already). */
-  close(): void {
-    this.#registered = false;
-    this.fail(this.#error("MANAGER_STOPPED", "the manager stopped while connecting"), false);
-  }
-
-  /** Settles with `err` and releases the descriptor; no-op once settled. */
-  fail(err: ConnectError, retryable: boolean): void {
-    if (this.#phase === "done") return;
-    this.#phase = "done";
-    this.retryable = retryable;
-    this.#unregister();
-    closeFd(this.fd);
-    this.result.reject(err);
-  }
-
-  #unregister(): void {
-    if (!this.#registered) return;
-    this.#registered = false;
-    try {
-      this.#manager._removeTarget(this);
-    } catch {
-      // The poller is already closed: nothing is registered any more.
-    }
-  }
-
-  #write(): void {
-    const request = this.#attempt.request;
-    const rest = request.length - this.#sent;
-    const n = sendFrom(this.fd, request.subarray(this.#sent), rest);
-    if (n === WOULD_BLOCK) return;
-    if (n === IO_FAILED) {
-      this.fail(this.#wrap(new SyscallError("send", lastIoError())), false);
-      return;
-    }
-    this.#sent += n;
-    if (n < rest) return;
-    this.#phase = "reading";
-    this.#manager._modifyTarget(this, Interest.READABLE);
-    this.#read();
-  }
-
-  #read(): void {
-    const m = this.#manager;
-    const buf = m._readBuf;
-    for (;;) {
-      const n = recvInto(this.fd, buf, m._readLen);
-      if (n === WOULD_BLOCK) return;
-      if (n === 0) {
-        this.fail(
-          this.#error("HANDSHAKE_FAILED", "the server closed the connection before answering"),
-          false,
-        );
-        return;
-      }
-      if (n === IO_FAILED) {
-        this.fail(this.#wrap(new SyscallError("recv", lastIoError())), false);
-        return;
-      }
-      const r = this.#parser.push(buf, 0, n);
-      if (r.kind === "incomplete") continue;
-      if (r.kind === "error") {
-        this.fail(
-          this.#error("HANDSHAKE_FAILED", `invalid handshake response: ${r.message}`),
-          false,
-        );
-        return;
-      }
-      this.#complete(r.response, r.consumed < n ? buf.slice(r.consumed, n) : null);
-      return;
-    }
-  }
-
-  #complete(res: ParsedResponse, leftover: Uint8Array | null): void {
-    const attempt = this.#attempt;
-    if (res.status !== 101) {
-      const reason = res.reason === "" ? "" : ` ${res.reason}`;
-      this.fail(
-        this.#error(
-          "UNEXPECTED_RESPONSE",
-          `the server answered ${res.status}${reason} instead of 101`,
-          res.status,
-        ),
-        false,
-      );
-      return;
-    }
-    const v = validateUpgradeResponse(res, attempt.key, attempt.protocols);
-    if (!v.ok) {
-      this.fail(this.#error("HANDSHAKE_FAILED", v.message, 101), false);
-      return;
-    }
-    this.#handOver(v.protocol ?? "", leftover);
-  }
-
-  /** Gives the descriptor to the manager as an open client connection. */
-  #handOver(protocol: string, leftover: Uint8Array | null): void {
-    const attempt = this.#attempt;
-    const options = attempt.options;
-    const m = this.#manager;
-    this.#unregister();
-    this.#phase = "done";
-    const WsClass = options.webSocketClass ?? (WebSocket as new () => WebSocket<T>);
-    let ws: WebSocket<T>;
-    try {
-      ws = new WsClass();
-    } catch (err) {
-      closeFd(this.fd);
-      this.result.reject(this.#error("HANDSHAKE_FAILED", "webSocketClass threw", 101, err));
-      return;
-    }
-    ws._protocol = protocol;
-    ws._url = attempt.url;
-    ws._remoteHost = this.#address.address;
-    ws._remotePort = attempt.port;
-    if ("data" in options) ws.data = options.data as T;
-    if (options.handlers !== undefined) ws._ownHandlers = options.handlers;
-    if (options.manager === undefined) trackClose(ws, attempt.lease);
-    const release = holdReads(ws, leftover);
-    try {
-      m._addSocket(ws, this.fd, "client", null, null);
-    } catch (err) {
-      // The manager is stopping: it closed the descriptor.
-      this.result.reject(this.#error("MANAGER_STOPPED", "the manager is stopping", 101, err));
-      return;
-    }
-    if (options.maxMessageSize !== undefined) {
-      ws._parser = new FrameParser({ role: "client", maxMessageSize: options.maxMessageSize });
-      ws._parserPinned = true;
-    }
-    this.result.resolve(ws);
-    m._macrotasks.schedule(release);
-  }
-
-  #wrap(err: unknown): ConnectError {
-    return toConnectError(err, this.#attempt.url, this.#target());
-  }
-
-  #error(code: string, message: string, status = 0, cause?: unknown): ConnectError {
-    return new ConnectError(code, `${message} (${this.#attempt.url})`, {
-      url: this.#attempt.url,
-      status,
-      address: this.#target(),
-      cause,
-    });
-  }
-
-  #target(): string {
-    const a = this.#address;
-    return a.family === 6
-      ? `[${a.address}]:${this.#attempt.port}`
-      : `${a.address}:${this.#attempt.port}`;
-  }
-}
-
-/**
- * Until `release` runs, the manager does not read the connection: what arrived with the
- * handshake answer and after it waits until the code awaiting `connect()` has run (and
- * set `onmessage`, say), and is then delivered in order.
- */
-function holdReads<T>(ws: WebSocket<T>, leftover: Uint8Array | null): () => void {
-  // An own property shadows the class's once() (the user's override included) for a tick.
-  const own = Object.getOwnPropertyDescriptor(ws, "once");
-  ws.once = (): boolean => true;
-  return (): void => {
-    if (own !== undefined) Object.defineProperty(ws, "once", own);
-    else Reflect.deleteProperty(ws, "once");
-    const m = ws._m;
-    if (leftover === null || m === null || ws._closeWhenFlushed) return;
-    if (ws._state === WebSocket.CLOSED) return;
-    try {
-      m._parse(ws, leftover, 0, leftover.length);
-    } catch (err) {
-      m._reportError(err, ws as WebSocket);
-    }
-  };
-}
-
-/** Releases the connection's lease on its manager after its `closed()` hook has run. */
-function trackClose<T>(ws: WebSocket<T>, lease: Lease<T>): void {
-  const own = Object.getOwnPropertyDescriptor(ws, "closed");
-  const hook = ws.closed;
-  ws.closed = (code: number, reason: string): void => {
-    if (own !== undefined) Object.defineProperty(ws, "closed", own);
-    else Reflect.deleteProperty(ws, "closed");
-    try {
-      hook.call(ws, code, reason);
-    } finally {
-      lease.release();
-    }
-  };
-}
-
-function toConnectError(err: unknown, url: string, address: string): ConnectError {
-  if (err instanceof ConnectError) return err;
-  if (err instanceof SyscallError) {
-    return new ConnectError(err.code, `${err.syscall} ${err.code} ${address} (${url})`, {
-      url,
-      address,
-      cause: err,
-    });
-  }
-  if (err instanceof ResolveError) {
-    return new ConnectError(err.code, `${err.message} (${url})`, { url, cause: err });
-  }
-  if (err instanceof AddressError) {
-    return new ConnectError("INVALID_URL", `${err.message} (${url})`, { url, address, cause: err });
-  }
-  if (err instanceof FdwsError) {
-    return new ConnectError(err.code, `${err.message} (${url})`, { url, address, cause: err });
-  }
-  return new ConnectError("CONNECT_FAILED", `${String(err)} (${url})`, {
-    url,
-    address,
-    cause: err,
-  });
 }
 
 // ------------------------------------------------------------------ connect()
@@ -585,7 +193,7 @@ export async function connect<T = unknown>(
     : sharedLease<T>();
   const m = lease.manager;
 
-  let current: ClientHandshake<T> | null = null;
+  let current: Connecting<T> | null = null;
   let cancelled: ConnectError | null = null;
   const cancel = Promise.withResolvers<never>();
   cancel.promise.catch(() => {});
@@ -613,8 +221,12 @@ export async function connect<T = unknown>(
     key,
     request,
     protocols,
-    options,
     lease,
+    handlers: options.handlers,
+    webSocketClass: options.webSocketClass,
+    data: "data" in options ? { value: options.data as T } : null,
+    maxMessageSize: options.maxMessageSize,
+    sharedManager: options.manager === undefined,
   };
   try {
     if (!m.running) m.start();
@@ -627,9 +239,9 @@ export async function connect<T = unknown>(
     let last: ConnectError | null = null;
     for (const address of addresses) {
       if (cancelled !== null) throw cancelled;
-      let hs: ClientHandshake<T>;
+      let hs: Connecting<T>;
       try {
-        hs = new ClientHandshake(attempt, address);
+        hs = new Connecting(attempt, address);
       } catch (err) {
         // Refused or unreachable at once: try the next address.
         const where = address.family === 6

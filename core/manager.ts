@@ -1,49 +1,43 @@
 /**
  * The WebSocketManager: ws4py's `manager.py` (add, remove, broadcast, close_all, stop,
- * join) on a readiness poller, as a task on the Deno event loop.
+ * join) on a readiness poller, as a task on the Deno event loop. It owns the descriptor
+ * table, lends frame parsers, runs the loop, applies backpressure and delivers broadcasts
+ * and topics; the connection, the outbox, the timers and the topic tree are their own
+ * modules, and talk to it through the host interface it gives each connection.
  *
  * @module
  */
 
-import { closeFd } from "../net/tcp.ts";
-import { sendFrom } from "../net/io.ts";
-import { createPoller } from "../poller/default.ts";
-import { Events, Interest, type Poller, type PollerKind, Ready } from "../poller/poller.ts";
-import {
-  encodeCloseFrame,
-  encodeControlFrame,
-  encodeFrame,
-  frameHeaderLength,
-  writeFrameHeader,
-} from "../protocol/frame/encoder.ts";
-import { type FrameHandler, FrameParser } from "../protocol/frame/parser.ts";
-import { MacrotaskQueue } from "./macrotask.ts";
-import { framePool, Outbox } from "./outbox.ts";
-import { WebSocket } from "./websocket.ts";
 import { FdwsError } from "../errors.ts";
-
-/**
- * Functions called at the moments of a connection's life. They are the functional
- * alternative to overriding the hooks of {@link WebSocket}.
- *
- * @typeParam T Type of `ws.data`.
- */
-export interface WebSocketHandlers<T = unknown> {
-  /** The connection is open. */
-  open?(ws: WebSocket<T>): void;
-  /** A complete message: a string for text, bytes for binary (see `binaryType`). */
-  message?(ws: WebSocket<T>, data: string | Uint8Array | ArrayBuffer): void;
-  /** The connection closed; runs once. 1006 when no close frame was received. */
-  close?(ws: WebSocket<T>, code: number, reason: string): void;
-  /** The connection wrote everything it had queued after its socket had been full. */
-  drain?(ws: WebSocket<T>): void;
-  /** A ping arrived (the pong is sent automatically). */
-  ping?(ws: WebSocket<T>, payload: Uint8Array): void;
-  /** A pong arrived. */
-  pong?(ws: WebSocket<T>, payload: Uint8Array): void;
-  /** A callback threw (`ws` is null for errors outside a connection). */
-  error?(ws: WebSocket<T> | null, error: unknown): void;
-}
+import { createPoller } from "../poller/default.ts";
+import { Events, Interest, type Poller, type PollerKind } from "../poller/poller.ts";
+import { encodeCloseFrame, encodeControlFrame, encodeFrame } from "../protocol/frame/encoder.ts";
+import {
+  OPCODE_BINARY,
+  OPCODE_PING,
+  type OPCODE_PONG,
+  OPCODE_TEXT,
+} from "../protocol/frame/opcodes.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  FrameParser,
+  type MessageBudget,
+} from "../protocol/frame/parser.ts";
+import { CLOSED, CLOSING, type Connection, OPEN } from "./connection.ts";
+import type { ConnectionHost, SendResult } from "./host.ts";
+import type { IoLoop, PollTarget } from "./io_loop.ts";
+import { MacrotaskQueue } from "./macrotask.ts";
+import { bufferedBytes, Outbox } from "./outbox.ts";
+import { createStats, type ManagerStats } from "./stats.ts";
+import { Timers } from "./timers.ts";
+import { type Backplane, TopicTree } from "./topics.ts";
+import {
+  connectionOf,
+  reportToWebSocket,
+  type WebSocket,
+  type WebSocketHandlers,
+  type WebSocketHost,
+} from "./websocket.ts";
 
 /** What happens to a connection whose unsent bytes pass the backpressure limit. */
 export type BackpressurePolicy = "close" | "drop" | "buffer";
@@ -54,6 +48,12 @@ export interface ManagerOptions<T = unknown> {
   poller?: Poller | PollerKind;
   /** Largest message accepted (bytes); larger ones close the connection with 1009. Default 64 MiB. */
   maxMessageSize?: number;
+  /**
+   * Bytes all connections together may hold in messages still arriving; a connection whose
+   * message would pass it is closed with 1013 (try again later). Default: 256 MiB or twice
+   * `maxMessageSize`, whichever is larger.
+   */
+  maxIncompleteMessageBytes?: number;
   /** Send a ping to connections quiet for this long (ms); 0 disables. Default 30,000. */
   pingInterval?: number;
   /** Terminate connections that sent nothing (not even a pong) for this long (ms); 0 disables. Default 60,000. */
@@ -68,54 +68,22 @@ export interface ManagerOptions<T = unknown> {
    * in `ws.droppedMessages` and return false from `send()`. `"buffer"`: no limit.
    */
   backpressurePolicy?: BackpressurePolicy;
+  /** Where topics meet other managers (workers, hosts); default: none, topics stay here. */
+  backplane?: Backplane;
   /** Handler functions; see {@link WebSocketHandlers}. */
   handlers?: WebSocketHandlers<T>;
 }
 
-/** Counters of a manager, updated as it runs. */
-export interface ManagerStats {
-  /** Connections added since start (accepted upgrades and clients). */
-  opened: number;
-  /** Connections closed, by close code (1006 for those without a close frame). */
-  closedByCode: Record<number, number>;
-  /** Complete messages received. */
-  messagesIn: number;
-  /** Messages queued for sending (a broadcast to N connections counts N). */
-  messagesOut: number;
-  /** Bytes received. */
-  bytesIn: number;
-  /** Bytes accepted by the kernel for sending. */
-  bytesOut: number;
-  /** Connections closed because they did not read fast enough. */
-  slowConsumers: number;
-  /** Messages dropped by the `"drop"` policy. */
-  droppedMessages: number;
-  /** Connections terminated for silence (idle timeout). */
-  idleTimeouts: number;
-  /** Connections failed for breaking the protocol. */
-  protocolErrors: number;
-  /** Callbacks that threw. */
-  callbackErrors: number;
-}
-
 /**
- * Something else the manager polls for (the server's listener and pending handshakes).
- * @ignore
+ * Thrown for misuse of a manager (`code` `"MANAGER_STOPPED"`, `"NOT_OPEN"`,
+ * `"INVALID_OPTION"`).
+ *
+ * @example
+ * ```ts
+ * import { ManagerError } from "./manager.ts";
+ * console.log(new ManagerError("NOT_OPEN", "closed").code); // "NOT_OPEN"
+ * ```
  */
-export interface PollTarget {
-  /** Descriptor. */
-  readonly fd: number;
-  /** Readiness bits from {@link Ready}. */
-  onReady(ready: number): void;
-  /** Called by housekeeping with the coarse clock (ms); may close itself. */
-  onTimer?(now: number): void;
-  /** When `onTimer` next has work (manager clock, ms); Infinity: none. Absent: every tick. */
-  nextTimer?(): number;
-  /** Releases the target when the manager shuts down (unregistered already). */
-  close(): void;
-}
-
-/** Thrown for misuse of a manager (`code` `"MANAGER_STOPPED"`, `"ALREADY_MANAGED"`, ...). */
 export class ManagerError extends FdwsError {
   /**
    * Creates the error.
@@ -128,134 +96,98 @@ export class ManagerError extends FdwsError {
   }
 }
 
-const TOKEN_WS = 0;
+type Conn<T> = Connection<WebSocket<T>>;
+
+/** Poller tokens: WebSocket connections, and everything else (listeners, handshakes). */
+const TOKEN_CONN = 0;
 const TOKEN_OTHER = 1;
 const READ_LEN = 256 * 1024;
-const HOUSEKEEPING_MS = 250;
 /** Busy ticks give the event loop (timers, signals, other I/O) a turn at least this often. */
 const YIELD_MS = 4;
-
-/**
- * Routes parser output to the connection being read; one per manager, no allocation per
- * read. A connection closed by a callback gets nothing more: the parser is stopped.
- */
-class Dispatcher implements FrameHandler {
-  ws!: WebSocket;
-  parser!: FrameParser;
-  #gone(): boolean {
-    if (this.ws._state !== WebSocket.CLOSED) return false;
-    this.parser.reset();
-    return true;
-  }
-  onMessage(data: string | Uint8Array): void {
-    if (!this.#gone()) this.ws._onMessage(data);
-  }
-  onPing(payload: Uint8Array): void {
-    if (!this.#gone()) this.ws._onPing(payload);
-  }
-  onPong(payload: Uint8Array): void {
-    if (!this.#gone()) this.ws._onPong(payload);
-  }
-  onClose(code: number, reason: string): void {
-    if (!this.#gone()) this.ws._onClose(code, reason);
-  }
-  onFail(code: number, reason: string): void {
-    if (!this.#gone()) this.ws._onFail(code, reason);
-  }
-}
-
+const READABLE_READY = 1;
+const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** The host object of a manager: what its connections and poll targets call. */
+type Host<T> = ConnectionHost<Conn<T>> & IoLoop;
+
+let hostOf: <T>(m: WebSocketManager<T>) => Host<T>;
+let attachTo: <T>(
+  m: WebSocketManager<T>,
+  conn: Conn<T>,
+  initial: Uint8Array | null,
+  preface: Uint8Array | null,
+) => void;
 
 /**
  * Runs many WebSocket connections on one poller: reads, parses and dispatches what
- * arrives, writes what is sent (corked: one send per connection per loop tick),
+ * arrives, writes what is sent (corked: one write per connection per loop tick),
  * broadcasts and publishes to topics, enforces backpressure, heartbeats and timeouts.
  *
  * @typeParam T Type of `ws.data` of its connections.
  *
- * @example Broadcast to every connection of a manager
- * ```ts ignore
- * import { WebSocketManager } from "../../mod.ts";
- * const manager = new WebSocketManager({ handlers: { message: (ws, data) => manager.broadcast(data) } });
- * manager.start();
- * // server or client connections are added with manager.add(ws) ...
- * await manager.closeAll(1001, "bye");
- * manager.stop();
- * await manager.join();
+ * @example Broadcast to every connection of a manager that a server feeds
+ * ```ts
+ * import { serve } from "../server/serve.ts";
+ * import { WebSocketManager } from "./manager.ts";
+ *
+ * const manager = new WebSocketManager({
+ *   handlers: { message: (_ws, data) => void manager.broadcast(data) },
+ * });
+ * const server = serve({ manager, hostname: "127.0.0.1", port: 0 });
+ * console.log(manager.running); // true
+ * await server.shutdown();
  * ```
  */
-export class WebSocketManager<T = unknown> {
-  /** Live counters. */
-  readonly stats: ManagerStats = {
-    opened: 0,
-    closedByCode: {},
-    messagesIn: 0,
-    messagesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    slowConsumers: 0,
-    droppedMessages: 0,
-    idleTimeouts: 0,
-    protocolErrors: 0,
-    callbackErrors: 0,
-  };
-
-  /** @ignore Shared read buffer: connections keep no read buffer of their own. */
-  readonly _readBuf: Uint8Array = new Uint8Array(new ArrayBuffer(READ_LEN));
-  /** @ignore Its length as the BigInt the FFI fast path wants. */
-  readonly _readLen: bigint = BigInt(READ_LEN);
-  /** @ignore */
-  readonly _dispatcher: Dispatcher = new Dispatcher();
-  /** @ignore Turns of the event loop for the busy loop (and the client). */
-  readonly _macrotasks: MacrotaskQueue = new MacrotaskQueue();
-  /** @ignore */
-  _handlers: WebSocketHandlers<T>;
-  /** @ignore Milliseconds since the manager was created, advanced once per loop tick. */
-  _clock = 0;
-
-  /**
-   * @ignore The coarse clock, first brought up to date when called between ticks (from a
-   * timer, a fetch handler, a test): `_clock` alone may be as old as the last wake-up,
-   * up to the 250 ms housekeeping period, which would shorten deadlines set from it.
-   */
-  _now(): number {
-    if (!this.#inTick) {
-      const t = Math.floor(performance.now() - this.#epoch);
-      if (t > this._clock) this._clock = t;
-    }
-    return this._clock;
+export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
+  static {
+    hostOf = (m) => m.#host;
+    attachTo = (m, conn, initial, preface) => m.#attach(conn, initial, preface);
   }
 
+  /** Live counters. */
+  readonly stats: ManagerStats = createStats();
+
+  #handlers: WebSocketHandlers<T>;
   readonly #poller: Poller;
   readonly #ownsPoller: boolean;
   readonly #events = new Events(1024);
-  readonly #outbox: Outbox<WebSocket<T>>;
-  readonly #conns: WebSocket<T>[] = [];
-  readonly #table: (WebSocket<T> | PollTarget | undefined)[] = [];
-  readonly #topics = new Map<string, Set<WebSocket<T>>>();
-  readonly #closing = new Set<WebSocket<T>>();
+  readonly #outbox: Outbox<Conn<T>>;
+  readonly #conns: Conn<T>[] = [];
+  readonly #table: (Conn<T> | PollTarget | undefined)[] = [];
+  readonly #topics = new TopicTree<Conn<T>>();
+  readonly #timers: Timers<Conn<T>>;
   readonly #targets = new Set<PollTarget>();
+  readonly #macrotasks = new MacrotaskQueue();
+  readonly #readBuffer = new Uint8Array(new ArrayBuffer(READ_LEN));
   readonly #epoch = performance.now();
   readonly #maxMessageSize: number;
-  /** A `_parse` is running (its shared parser is in use). */
-  #parsing = false;
-  /** Parsers idle connections share, per role (see `_parse`). */
-  #serverParser: FrameParser;
-  #clientParser: FrameParser;
-  readonly #pingInterval: number;
-  readonly #idleTimeout: number;
+  readonly #budget: MessageBudget;
   readonly #closeTimeout: number;
   readonly #limit: number;
   readonly #policy: BackpressurePolicy;
+  readonly #backplane: Backplane | null;
+  readonly #host: Host<T>;
+  /** Milliseconds since the manager was created, advanced once per loop tick. */
+  #clock = 0;
+  /** Parsers idle connections share, per role (see `Connection.parse`). */
+  #serverParser: FrameParser;
+  #clientParser: FrameParser;
+  /** A push with a lent parser is running (a nested one gets a fresh parser). */
+  #parsing = false;
+  /** Connections to read on the next tick without waiting for readiness. */
+  #again: Conn<T>[] = [];
   #running = false;
   #stopping = false;
   #loop: Promise<void> | null = null;
   #inTick = false;
   #flushScheduled = false;
-  #nextHousekeeping = 0;
   /** The loop sleeps in a wait whose timeout was computed from the timers of that moment. */
   #parked = false;
-  #lastHeartbeat = 0;
+  /** Slow consumers found while a broadcast iterates its targets (dropped after it). */
+  readonly #slow: Conn<T>[] = [];
+  #deferDrops = false;
   readonly #flushTask = (): void => {
     this.#flushScheduled = false;
     if (!this.#inTick) this.#flush();
@@ -264,36 +196,58 @@ export class WebSocketManager<T = unknown> {
   /**
    * Creates a stopped manager; `start()` runs it.
    * @param options See {@link ManagerOptions}.
+   * @throws {FrameParserOptionsError} for an invalid `maxMessageSize` (nothing is opened).
    */
   constructor(options: ManagerOptions<T> = {}) {
-    const p = options.poller;
-    this.#poller = p === undefined || typeof p === "string" ? createPoller(p) : p;
-    this.#ownsPoller = p === undefined || typeof p === "string";
-    this.#maxMessageSize = options.maxMessageSize ?? 64 * 1024 * 1024;
-    this.#serverParser = new FrameParser({ role: "server", maxMessageSize: this.#maxMessageSize });
-    this.#clientParser = new FrameParser({ role: "client", maxMessageSize: this.#maxMessageSize });
-    this.#pingInterval = options.pingInterval ?? 30_000;
-    this.#idleTimeout = options.idleTimeout ?? 60_000;
+    // Options first: a manager refused for its options must not leave a poller behind.
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    const budget = options.maxIncompleteMessageBytes ??
+      Math.max(256 * 1024 * 1024, 2 * this.#maxMessageSize);
+    if (!(budget > 0)) {
+      throw new ManagerError("INVALID_OPTION", "maxIncompleteMessageBytes must be > 0");
+    }
+    this.#budget = byteBudget(budget);
+    // Validates maxMessageSize (FrameParserOptionsError).
+    this.#serverParser = this.#newParser("server");
+    this.#clientParser = this.#newParser("client");
     this.#closeTimeout = options.closeTimeout ?? 5_000;
     this.#limit = options.backpressureLimit ?? 16 * 1024 * 1024;
     this.#policy = options.backpressurePolicy ?? "close";
-    this._handlers = options.handlers ?? {};
-    this.#outbox = new Outbox<WebSocket<T>>({
-      blocked: (ws) => this.#setWriteInterest(ws, true),
-      drained: (ws) => this.#onDrained(ws),
-      failed: (ws) => {
-        ws._failReason = "write failed";
-        ws.terminate();
+    this.#timers = new Timers({
+      pingInterval: options.pingInterval ?? 30_000,
+      idleTimeout: options.idleTimeout ?? 60_000,
+    });
+    this.#handlers = options.handlers ?? {};
+    this.#backplane = options.backplane ?? null;
+    const p = options.poller;
+    this.#poller = p === undefined || typeof p === "string" ? createPoller(p) : p;
+    this.#ownsPoller = p === undefined || typeof p === "string";
+    this.#outbox = new Outbox<Conn<T>>({
+      blocked: (conn) => this.#setWriteInterest(conn, true),
+      drained: (conn) => this.#onDrained(conn),
+      failed: (conn) => {
+        conn.failReason ||= conn.transport.lastErrorMessage || "write failed";
+        conn.terminate();
       },
       wrote: (n) => {
         this.stats.bytesOut += n;
       },
     });
+    this.#host = this.#makeHost();
   }
 
   /** The poller the manager waits on. */
   get poller(): Poller {
     return this.#poller;
+  }
+
+  /** The handler functions of the connections that have none of their own. */
+  get handlers(): WebSocketHandlers<T> {
+    return this.#handlers;
+  }
+  /** Replaces the handler functions; they apply from the next event on. */
+  set handlers(handlers: WebSocketHandlers<T>) {
+    this.#handlers = handlers;
   }
 
   /** Number of connections (open or closing). */
@@ -308,375 +262,107 @@ export class WebSocketManager<T = unknown> {
 
   /** True when `ws` is one of this manager's connections. */
   has(ws: WebSocket<T>): boolean {
-    return ws._m === (this as WebSocketManager) && this.#conns[ws._index] === ws;
+    const conn = connectionOf(ws);
+    return conn !== null && conn.host === this.#host && this.#conns[conn.index] === conn;
   }
 
   /** Iterates over the connections. */
   [Symbol.iterator](): IterableIterator<WebSocket<T>> {
-    return this.#conns.slice()[Symbol.iterator]();
-  }
-
-  /**
-   * Adds a connection on an open, non-blocking socket descriptor, already past its
-   * handshake. `initial` holds bytes that arrived after the handshake (frames). Runs
-   * `opened()`. The manager owns the descriptor from now on.
-   *
-   * @ignore Used by the server and the client; applications pass connections between
-   * managers with {@link WebSocketManager.adopt}.
-   */
-  _addSocket(
-    ws: WebSocket<T>,
-    fd: number,
-    role: "server" | "client",
-    initial: Uint8Array | null,
-    preface: Uint8Array | null = null,
-  ): void {
-    if (this.#stopping) {
-      closeFd(fd);
-      throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
-    }
-    this._now(); // _attach() stamps _lastSeen with the clock
-    ws._attach(this as WebSocketManager, fd, role);
-    this.#insert(ws);
-    this.stats.opened++;
-    // The handshake response goes out first, ahead of anything opened() sends.
-    if (preface !== null) this.#outbox.pushChunk(ws, preface);
-    try {
-      ws.opened();
-    } catch (err) {
-      this._reportError(err, ws);
-    }
-    // Bytes that came with the handshake are parsed even if opened() already started a
-    // close: the peer's close reply or a split frame may be among them.
-    if (initial !== null && initial.length > 0 && ws._state !== WebSocket.CLOSED) {
-      this._parse(ws, initial, 0, initial.length);
-    }
-    this.#scheduleFlush();
+    return this.#conns.map((c) => c.user)[Symbol.iterator]();
   }
 
   /**
    * Moves a connection from its current manager to this one (ws4py's `add`): queued data
-   * is written first on the old one. The connection keeps its state and subscriptions
-   * are dropped (topics belong to a manager).
+   * is written first on the old one. The connection keeps its state and unread bytes;
+   * subscriptions are dropped (topics belong to a manager).
+   *
+   * @throws {ManagerError} `NOT_OPEN` for a closed connection, `MANAGER_STOPPED` when this
+   * manager is stopping; the poller's error when it cannot watch the descriptor (the
+   * connection then stays where it was).
    */
   adopt(ws: WebSocket<T>): void {
-    const from = ws._m as WebSocketManager<T> | null;
-    if (from === (this as WebSocketManager<T>)) return;
+    const conn = connectionOf(ws);
     // A connection given up with remove() has no manager but still has its socket.
-    if (ws._state === WebSocket.CLOSED || ws.fd < 0) {
+    if (conn === null || conn.state === CLOSED || conn.fd < 0) {
       throw new ManagerError("NOT_OPEN", "only an open connection can be moved");
     }
+    const from = conn.host;
+    if (from === this.#host) return;
     if (this.#stopping) throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
-    if (from !== null) {
-      from.#flush();
-      from.#release(ws);
+    const interest = conn.blocked ? Interest.READABLE | Interest.WRITABLE : Interest.READABLE;
+    // Two managers may share a poller: then the old one must let go of the descriptor first.
+    const samePoller = from !== null && (from.owner as WebSocketManager<T>).poller === this.#poller;
+    const fd = conn.fd;
+    if (from !== null && samePoller) from.leave(conn);
+    // Watch the descriptor before anything else changes, so that a poller that refuses it
+    // leaves the connection as it was.
+    if ((conn.state as number) !== CLOSED) this.#poller.register(fd, TOKEN_CONN, interest);
+    if (from !== null && !samePoller) from.leave(conn);
+    if ((conn.state as number) === CLOSED) {
+      // Writing its queue on the old manager failed (the peer is gone): it closed there,
+      // and its closed() hook has run. Nothing is left to adopt.
+      this.#poller.unregister(fd);
+      return;
     }
-    ws._m = this as WebSocketManager;
-    // Times on the connection are on the old manager's clock (each counts from its own
-    // creation): restart them on this one.
-    const now = this._now();
-    ws._lastSeen = now;
-    ws._pingOutstanding = false;
-    if (ws._deadline !== 0) ws._deadline = now + this.#closeTimeout;
-    this.#insert(ws);
-    if (ws._blocked) this.#setWriteInterest(ws, true);
+    this.#now();
+    conn.attach(this.#host);
+    // Times on the connection were on the old manager's clock: restart them on this one.
+    if (conn.deadline !== 0) conn.deadline = this.#clock + this.#closeTimeout;
+    this.#insert(conn);
+    if (conn.hasPending) this.#readAgain(conn);
   }
 
   /**
    * Removes a connection from the manager without closing it (ws4py's `remove`): the
-   * descriptor stays open and becomes the caller's, e.g. to `adopt` it elsewhere.
-   * Returns false when `ws` is not managed here.
+   * descriptor stays open and becomes the caller's, e.g. to `adopt` it elsewhere. Called
+   * from one of its handlers, it stops dispatching at once: what arrived behind the current
+   * message stays with the connection for its next manager. Returns false when `ws` is not
+   * managed here.
    */
   remove(ws: WebSocket<T>): boolean {
     if (!this.has(ws)) return false;
-    this.#flush();
-    this.#release(ws);
-    ws._m = null;
+    this.#leave(connectionOf(ws)!);
     return true;
   }
 
-  #insert(ws: WebSocket<T>): void {
-    ws._index = this.#conns.length;
-    this.#conns.push(ws);
-    this.#table[ws.fd] = ws;
-    this.#poller.register(ws.fd, TOKEN_WS, Interest.READABLE);
-    if (ws._closeSent || ws._closeWhenFlushed) this.#closing.add(ws);
-    this._timersChanged();
+  // ------------------------------------------------------------------ topics
+
+  /** Subscribes `ws` to `topic`. */
+  subscribe(ws: WebSocket<T>, topic: string): void {
+    const conn = connectionOf(ws);
+    if (conn !== null && this.has(ws)) this.#subscribe(conn, topic);
   }
 
-  /** Unlinks `ws` from every table (it stays open). */
-  #release(ws: WebSocket<T>): void {
-    const i = ws._index;
-    const conns = this.#conns;
-    if (conns[i] !== ws) return;
-    const last = conns.pop()!;
-    if (last !== ws) {
-      conns[i] = last;
-      last._index = i;
-    }
-    ws._index = -1;
-    if (this.#table[ws.fd] === ws) this.#table[ws.fd] = undefined;
-    this.#poller.unregister(ws.fd);
-    this.#closing.delete(ws);
-    if (ws._topics !== null) {
-      for (const t of ws._topics) {
-        const set = this.#topics.get(t);
-        if (set !== undefined) {
-          set.delete(ws);
-          if (set.size === 0) this.#topics.delete(t);
-        }
-      }
-      ws._topics = null;
-    }
+  /** Unsubscribes `ws` from `topic`. */
+  unsubscribe(ws: WebSocket<T>, topic: string): void {
+    const conn = connectionOf(ws);
+    if (conn !== null) this.#unsubscribe(conn, topic);
+  }
+
+  /** Number of subscribers of `topic`. */
+  subscriberCount(topic: string): number {
+    return this.#topics.count(topic);
+  }
+
+  /** The topics with at least one subscriber. */
+  get topics(): string[] {
+    return this.#topics.names();
   }
 
   /**
-   * @ignore Parses bytes received by `ws` and dispatches what they complete.
+   * Sends a message to every subscriber of `topic` (except `except`), encoded once; with a
+   * backplane, also to the topic's subscribers elsewhere.
    *
-   * Between messages a connection holds no parser: it borrows the manager's shared one,
-   * and keeps it only when the bytes end inside a frame or a fragmented message (the
-   * manager then makes itself a new shared one). So an idle connection costs no parser
-   * memory, and a busy one allocates nothing per read.
+   * @returns how many connections of this manager it was queued for.
    */
-  _parse(ws: WebSocket<T>, buf: Uint8Array, start: number, end: number): void {
-    const own = ws._parser;
-    let parser = own ?? (ws._role === "client" ? this.#clientParser : this.#serverParser);
-    // Parsing from inside a callback of another parse (unusual) must not share its parser.
-    if (own === null && this.#parsing) {
-      parser = new FrameParser({ role: ws._role, maxMessageSize: this.#maxMessageSize });
-    }
-    const outer = this.#parsing;
-    const d = this._dispatcher;
-    const prevWs = d.ws;
-    const prevParser = d.parser;
-    this.#parsing = true;
-    d.ws = ws as WebSocket;
-    d.parser = parser;
-    try {
-      parser.push(buf, start, end, d);
-    } finally {
-      this.#parsing = outer;
-      d.ws = prevWs;
-      d.parser = prevParser;
-      if (own !== null) {
-        if (!ws._parserPinned && (own.idle || own.finished)) ws._parser = null;
-      } else if (!parser.idle) {
-        if (parser.finished || ws._state === WebSocket.CLOSED) {
-          parser.reset();
-        } else {
-          ws._parser = parser;
-          if (!outer) {
-            const fresh = new FrameParser({ role: ws._role, maxMessageSize: this.#maxMessageSize });
-            if (ws._role === "client") this.#clientParser = fresh;
-            else this.#serverParser = fresh;
-          }
-        }
-      }
-    }
-  }
-
-  /** @ignore Called by `ws._finish`: forget the connection and close its descriptor. */
-  _detach(ws: WebSocket<T>, code: number): void {
-    this.#outbox.discard(ws);
-    this.#release(ws);
-    closeFd(ws.fd);
-    ws.fd = -1;
-    const byCode = this.stats.closedByCode;
-    byCode[code] = (byCode[code] ?? 0) + 1;
-  }
-
-  /** @ignore A deadline or timer was added or moved from outside the loop. */
-  _timersChanged(): void {
-    // The sleeping wait's timeout may now be too long: wake it to compute a new one.
-    if (this.#parked) this.#poller.wake();
-  }
-
-  /** @ignore Registers a non-WebSocket descriptor (listener, pending handshake). */
-  _addTarget(target: PollTarget, interest: number): void {
-    this.#table[target.fd] = target;
-    this.#targets.add(target);
-    this.#poller.register(target.fd, TOKEN_OTHER, interest);
-    this._timersChanged();
-  }
-
-  /** @ignore */
-  _modifyTarget(target: PollTarget, interest: number): void {
-    this.#poller.modify(target.fd, TOKEN_OTHER, interest);
-  }
-
-  /** @ignore Unregisters a target; the caller closes its descriptor afterwards. */
-  _removeTarget(target: PollTarget): void {
-    if (this.#table[target.fd] === target) this.#table[target.fd] = undefined;
-    this.#targets.delete(target);
-    this.#poller.unregister(target.fd);
-  }
-
-  // ------------------------------------------------------------------ sending
-
-  /** @ignore Encodes and queues a data message for one connection. */
-  _sendData(ws: WebSocket<T>, data: string | Uint8Array, binary: boolean): boolean {
-    const opcode = binary ? 0x2 : 0x1;
-    if (ws._role === "client") {
-      const frame = encodeFrame(opcode, data, { mask: true });
-      if (!this.#admit(ws, frame.length)) return false;
-      this.#outbox.pushChunk(ws, frame);
-    } else {
-      const at = this.#encode(opcode, data);
-      if (at >= 0) {
-        if (!this.#admit(ws, this.#frameEnd - at)) return false;
-        this.#outbox.pushRange(ws, at, this.#frameEnd);
-      } else {
-        // The queue takes its own reference to the pooled frame; ours ends here.
-        const big = this.#bigFrame!;
-        this.#bigFrame = null;
-        const admitted = this.#admit(ws, big.length);
-        if (admitted) this.#outbox.pushChunk(ws, big);
-        framePool.release(big);
-        if (!admitted) return false;
-      }
-    }
-    this.stats.messagesOut++;
-    this.#scheduleFlush();
-    return true;
-  }
-
-  /** @ignore Queues a ping or pong (control frames bypass the backpressure limit). */
-  _sendControl(ws: WebSocket<T>, opcode: 0x9 | 0xa, payload: string | Uint8Array): boolean {
-    const frame = encodeControlFrame(opcode, payload, ws._role === "client");
-    // Pings and pongs obey the backpressure limit too: a peer that pings without reading
-    // would otherwise queue pongs without bound.
-    if (!this.#admit(ws, frame.length)) return false;
-    this.#pushSmall(ws, frame);
-    this.#scheduleFlush();
-    return true;
-  }
-
-  /** @ignore Queues a close frame and starts the closing handshake timer. */
-  _sendClose(ws: WebSocket<T>, code: number, reason: string): void {
-    const frame = code === 0
-      ? encodeCloseFrame(undefined, undefined, ws._role === "client")
-      : encodeCloseFrame(code, reason, ws._role === "client");
-    this.#pushSmall(ws, frame);
-    ws._closeSent = true;
-    if (ws._state === WebSocket.OPEN) ws._state = WebSocket.CLOSING;
-    ws._deadline = this._now() + this.#closeTimeout;
-    this.#closing.add(ws);
-    this._timersChanged();
-    this.#scheduleFlush();
-  }
-
-  #pushSmall(ws: WebSocket<T>, frame: Uint8Array): void {
-    const at = this.#outbox.alloc(frame.length);
-    if (at < 0) {
-      this.#outbox.pushChunk(ws, frame);
-      return;
-    }
-    this.#outbox.arena.set(frame, at);
-    this.#outbox.pushRange(ws, at, at + frame.length);
-  }
-
-  /** End of the last frame written by {@link WebSocketManager.#encode}. */
-  #frameEnd = 0;
-  /** A frame too large for the arena, from the last {@link WebSocketManager.#encode}. */
-  #bigFrame: Uint8Array | null = null;
-
-  /**
-   * Encodes an unmasked frame once: into the arena (returns its offset; `#frameEnd` is its
-   * end) or, when large, into its own buffer (returns -1; see `#bigFrame`).
-   */
-  #encode(opcode: number, data: string | Uint8Array): number {
-    const outbox = this.#outbox;
-    if (typeof data !== "string") {
-      const len = data.length;
-      const h = frameHeaderLength(len, false);
-      const at = outbox.alloc(h + len);
-      if (at < 0) {
-        const frame = framePool.acquire(h + len);
-        writeFrameHeader(frame, 0, opcode, true, len, null);
-        frame.set(data, h);
-        this.#bigFrame = frame;
-        return -1;
-      }
-      const arena = outbox.arena;
-      writeFrameHeader(arena, at, opcode, true, len, null);
-      arena.set(data, at + h);
-      this.#frameEnd = at + h + len;
-      return at;
-    }
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: encode straight into the arena after
-    // room for the largest header the bound allows, then close any gap.
-    const bound = data.length * 3;
-    const maxH = frameHeaderLength(bound, false);
-    const at = outbox.alloc(maxH + bound);
-    if (at < 0) {
-      const bytes = utf8.encode(data);
-      const h = frameHeaderLength(bytes.length, false);
-      const frame = framePool.acquire(h + bytes.length);
-      writeFrameHeader(frame, 0, opcode, true, bytes.length, null);
-      frame.set(bytes, h);
-      this.#bigFrame = frame;
-      return -1;
-    }
-    const arena = outbox.arena;
-    const written = data.length === 0
-      ? 0
-      : utf8.encodeInto(data, arena.subarray(at + maxH, at + maxH + bound)).written;
-    const h = frameHeaderLength(written, false);
-    // Frames must stay back to back in the arena so that one connection's frames of a tick
-    // form one range (one send); moving a short payload a few bytes costs less than a gap.
-    if (h !== maxH) arena.copyWithin(at + h, at + maxH, at + maxH + written);
-    writeFrameHeader(arena, at, opcode, true, written, null);
-    this.#frameEnd = at + h + written;
-    // Return unused reservation to the arena when this was the last allocation.
-    if (outbox.used === at + maxH + bound) outbox.used = this.#frameEnd;
-    return at;
-  }
-
-  /**
-   * Slow consumers found while a broadcast iterates its targets: dropping one closes it,
-   * which unlinks it from `#conns` (swap with the last) and runs `closed()`, so it waits
-   * until the iteration is over.
-   */
-  readonly #slow: WebSocket<T>[] = [];
-  #deferDrops = false;
-
-  /** Applies the backpressure policy; true when `len` more bytes may be queued. */
-  #admit(ws: WebSocket<T>, len: number): boolean {
-    const buffered = ws._qBytes + ws._re - ws._rs;
-    if (buffered === 0 || buffered + len <= this.#limit) return true;
-    switch (this.#policy) {
-      case "buffer":
-        return true;
-      case "drop":
-        ws._dropped++;
-        this.stats.droppedMessages++;
-        return false;
-      default:
-        if (this.#deferDrops) this.#slow.push(ws);
-        else this.#dropSlowConsumer(ws);
-        return false;
-    }
-  }
-
-  #dropSlowConsumer(ws: WebSocket<T>): void {
-    this.stats.slowConsumers++;
-    ws._failReason = "slow consumer: backpressure limit exceeded";
-    if (ws._partial || ws._closeSent) {
-      ws.terminate();
-      return;
-    }
-    this.#outbox.discard(ws);
-    const frame = encodeCloseFrame(1008, "backpressure limit exceeded", ws._role === "client");
-    const n = sendFrom(ws.fd, frame, frame.length);
-    if (n !== frame.length) {
-      ws.terminate();
-      return;
-    }
-    ws._closeSent = true;
-    ws._state = WebSocket.CLOSING;
-    ws._deadline = this._now() + this.#closeTimeout;
-    this.#closing.add(ws);
-    this._timersChanged();
+  publish(
+    topic: string,
+    data: string | ArrayBufferView | ArrayBuffer,
+    options: { binary?: boolean; except?: WebSocket<T> | null } = {},
+  ): number {
+    const [payload, binary] = normalize(data, options.binary);
+    const except = options.except == null ? null : connectionOf(options.except);
+    return this.#publish(topic, payload, binary, except);
   }
 
   /**
@@ -689,200 +375,12 @@ export class WebSocketManager<T = unknown> {
     data: string | ArrayBufferView | ArrayBuffer,
     options: { binary?: boolean; except?: WebSocket<T> | null } = {},
   ): number {
-    return this.#deliver(this.#conns, data, options.binary, options.except ?? null);
+    const [payload, binary] = normalize(data, options.binary);
+    const except = options.except == null ? null : connectionOf(options.except);
+    return this.#deliver(this.#conns, payload, binary, except);
   }
 
-  /** Subscribes `ws` to `topic`. */
-  subscribe(ws: WebSocket<T>, topic: string): void {
-    if (!this.has(ws)) return;
-    let set = this.#topics.get(topic);
-    if (set === undefined) {
-      set = new Set();
-      this.#topics.set(topic, set);
-    }
-    set.add(ws);
-    (ws._topics ??= new Set()).add(topic);
-  }
-
-  /** Unsubscribes `ws` from `topic`. */
-  unsubscribe(ws: WebSocket<T>, topic: string): void {
-    const set = this.#topics.get(topic);
-    if (set === undefined) return;
-    set.delete(ws);
-    if (set.size === 0) this.#topics.delete(topic);
-    ws._topics?.delete(topic);
-  }
-
-  /** Number of subscribers of `topic`. */
-  subscriberCount(topic: string): number {
-    return this.#topics.get(topic)?.size ?? 0;
-  }
-
-  /** The topics with at least one subscriber. */
-  get topics(): string[] {
-    return [...this.#topics.keys()];
-  }
-
-  /**
-   * Sends a message to every subscriber of `topic` (except `except`), encoded once.
-   *
-   * @returns how many connections it was queued for.
-   */
-  publish(
-    topic: string,
-    data: string | ArrayBufferView | ArrayBuffer,
-    options: { binary?: boolean; except?: WebSocket<T> | null } = {},
-  ): number {
-    const set = this.#topics.get(topic);
-    if (set === undefined) return 0;
-    return this.#deliver(set, data, options.binary, options.except ?? null);
-  }
-
-  #deliver(
-    targets: Iterable<WebSocket<T>>,
-    raw: string | ArrayBufferView | ArrayBuffer,
-    binary: boolean | undefined,
-    except: WebSocket<T> | null,
-  ): number {
-    let data: string | Uint8Array;
-    let isBinary: boolean;
-    if (typeof raw === "string") {
-      isBinary = binary === true;
-      data = isBinary ? utf8.encode(raw) : raw;
-    } else {
-      isBinary = binary !== false;
-      data = raw instanceof Uint8Array
-        ? raw
-        : ArrayBuffer.isView(raw)
-        ? new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)
-        : new Uint8Array(raw);
-    }
-    const opcode = isBinary ? 0x2 : 0x1;
-    const at = this.#encode(opcode, data);
-    const end = this.#frameEnd;
-    const big = at < 0 ? this.#bigFrame : null;
-    this.#bigFrame = null;
-    const len = at < 0 ? big!.length : end - at;
-    const outbox = this.#outbox;
-    let count = 0;
-    let viaSendData = 0;
-    const nested = this.#deferDrops;
-    this.#deferDrops = true;
-    try {
-      for (const ws of targets) {
-        if (ws === except || ws._state !== WebSocket.OPEN) continue;
-        if (ws._role === "client") {
-          if (this._sendData(ws, data, isBinary)) {
-            count++;
-            viaSendData++;
-          }
-          continue;
-        }
-        if (!this.#admit(ws, len)) continue;
-        if (big === null) outbox.pushRange(ws, at, end);
-        else outbox.pushChunk(ws, big);
-        count++;
-      }
-    } finally {
-      this.#deferDrops = nested;
-      // Every queue that took the pooled frame holds its own reference; ours ends here.
-      if (big !== null) framePool.release(big);
-    }
-    // _sendData counted its own messages.
-    this.stats.messagesOut += count - viaSendData;
-    if (!nested && this.#slow.length > 0) {
-      for (const ws of this.#slow.splice(0)) {
-        if (ws._state === WebSocket.OPEN) this.#dropSlowConsumer(ws);
-      }
-    }
-    this.#scheduleFlush();
-    return count;
-  }
-
-  #scheduleFlush(): void {
-    if (!this.#inTick && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-    }
-  }
-
-  #flush(): void {
-    this.#outbox.flush();
-    if (this.#closing.size > 0) this.#checkClosing();
-  }
-
-  /** Finishes connections whose closing handshake is done and whose close frame went out. */
-  #checkClosing(): void {
-    for (const ws of this.#closing) {
-      if (ws._closeWhenFlushed && ws._qBytes + ws._re - ws._rs === 0) this._closeIfFlushed(ws);
-    }
-  }
-
-  /** @ignore Closes `ws` if its closing handshake is complete and nothing is left to write. */
-  _closeIfFlushed(ws: WebSocket<T>): void {
-    if (!ws._closeWhenFlushed || ws._state === WebSocket.CLOSED) return;
-    if (ws._qBytes + ws._re - ws._rs !== 0) {
-      this.#closing.add(ws);
-      this._timersChanged();
-      return;
-    }
-    if (!ws._closeReceived) {
-      // We failed the connection: no close frame came, so the code is 1006.
-      ws._finish(1006, ws._failReason);
-      return;
-    }
-    if (ws._role === "client") {
-      // RFC 6455 §7.1.1: the client waits for the server to close TCP (EOF in once()),
-      // within the close timeout.
-      ws._deadline = Math.min(ws._deadline || Infinity, this._now() + this.#closeTimeout);
-      this.#closing.add(ws);
-      this._timersChanged();
-      return;
-    }
-    ws._finish(ws._peerCode, ws._peerReason);
-  }
-
-  #setWriteInterest(ws: WebSocket<T>, on: boolean): void {
-    if (ws.fd < 0 || this.#table[ws.fd] !== ws) return;
-    this.#poller.modify(
-      ws.fd,
-      TOKEN_WS,
-      on ? Interest.READABLE | Interest.WRITABLE : Interest.READABLE,
-    );
-  }
-
-  #onDrained(ws: WebSocket<T>): void {
-    this.#setWriteInterest(ws, false);
-    if (ws._closeWhenFlushed) {
-      this._closeIfFlushed(ws);
-      return;
-    }
-    if (ws._state !== WebSocket.OPEN) return;
-    try {
-      ws.drained();
-    } catch (err) {
-      this._reportError(err, ws);
-    }
-  }
-
-  /** @ignore Reports an exception thrown by application code. */
-  _reportError(err: unknown, ws: WebSocket<T> | null): void {
-    this.stats.callbackErrors++;
-    let handled = false;
-    const hook = (ws?._ownHandlers ?? this._handlers).error;
-    if (hook !== undefined) {
-      try {
-        hook(ws, err);
-        handled = true;
-      } catch (inner) {
-        console.error("fdws: the error handler threw:", inner);
-      }
-    }
-    if (ws !== null && ws._emitError(err)) handled = true;
-    if (!handled) console.error("fdws: a WebSocket callback threw:", err);
-  }
-
-  // ------------------------------------------------------------------ loop
+  // ------------------------------------------------------------------ lifecycle
 
   /** Starts the loop as a task on the event loop; resolves nothing (see {@link WebSocketManager.join}). */
   start(): void {
@@ -891,7 +389,15 @@ export class WebSocketManager<T = unknown> {
       throw new ManagerError("MANAGER_STOPPED", "a stopped manager cannot restart");
     }
     this.#running = true;
-    this.#loop = this.#run();
+    this.#backplane?.attach(
+      (topic, data, binary) => this.#deliverFromElsewhere(topic, data, binary),
+      this.#topics.names(),
+    );
+    const loop = this.#run();
+    // A failing loop (a poller error) must not become an unhandled rejection that ends the
+    // process: say it once here; join() still rejects with it.
+    loop.catch((err) => console.error("fdws: the manager loop failed:", err));
+    this.#loop = loop;
   }
 
   /** Ends the loop (wakes a pending wait); connections still open are terminated by `join()`. */
@@ -914,11 +420,16 @@ export class WebSocketManager<T = unknown> {
   /**
    * Starts the closing handshake on every connection (code 1001 by default) and resolves
    * when all have closed, or when `timeout` ms passed and the rest were terminated.
+   *
+   * @throws {CloseCodeError} (before anything is sent) for a code or reason that may not
+   * be sent.
    */
   closeAll(code = 1001, reason = "", timeout: number = this.#closeTimeout): Promise<void> {
+    // Validate before any connection is closed: encoding the frame once checks both.
+    encodeCloseFrame(code, reason);
     const done = Promise.withResolvers<void>();
-    for (const ws of this.#conns.slice()) {
-      if (ws._state === WebSocket.OPEN) ws.close(code, reason);
+    for (const conn of this.#conns.slice()) {
+      if (conn.state === OPEN) conn.close(code, reason);
     }
     this.#flush();
     const deadline = performance.now() + timeout;
@@ -928,9 +439,9 @@ export class WebSocketManager<T = unknown> {
         return;
       }
       if (performance.now() >= deadline || !this.#running) {
-        for (const ws of this.#conns.slice()) {
-          ws._failReason = "close timeout";
-          ws.terminate();
+        for (const conn of this.#conns.slice()) {
+          conn.failReason = "close timeout";
+          conn.terminate();
         }
         done.resolve();
         return;
@@ -941,6 +452,440 @@ export class WebSocketManager<T = unknown> {
     return done.promise;
   }
 
+  // ------------------------------------------------------------------ the host
+
+  /** The object connections and poll targets call (never the public API). */
+  #makeHost(): Host<T> {
+    const readBuffer = this.#readBuffer;
+    const readLength = BigInt(READ_LEN);
+    return {
+      owner: this,
+      stats: this.stats,
+      readBuffer,
+      readLength,
+      lendParser: (_conn, role) => this.#lendParser(role),
+      returnParser: (conn, parser) => this.#returnParser(conn, parser),
+      writable: (conn) => this.#outbox.flushConnection(conn),
+      sendData: (conn, data, binary) => this.#sendData(conn, data, binary),
+      sendControl: (conn, opcode, payload) => this.#sendControl(conn, opcode, payload),
+      sendClose: (conn, code, reason) => this.#sendClose(conn, code, reason),
+      closeIfFlushed: (conn) => this.#closeIfFlushed(conn),
+      buffered: (conn) => bufferedBytes(conn),
+      leave: (conn) => this.#leave(conn),
+      detach: (conn, code) => this.#detach(conn, code),
+      reportError: (error: unknown, conn: Conn<T> | null = null) => this.#reportError(error, conn),
+      timersChanged: () => this.#timersChanged(),
+      readAgain: (conn) => this.#readAgain(conn),
+      subscribe: (conn, topic) => this.#subscribe(conn, topic),
+      unsubscribe: (conn, topic) => this.#unsubscribe(conn, topic),
+      publish: (topic, data, binary, except) => this.#publish(topic, data, binary, except),
+      addTarget: (target, interest) => this.#addTarget(target, interest),
+      modifyTarget: (target, interest) => this.#poller.modify(target.fd, TOKEN_OTHER, interest),
+      removeTarget: (target) => this.#removeTarget(target),
+      now: () => this.#now(),
+      schedule: (fn) => this.#macrotasks.schedule(fn),
+    };
+  }
+
+  /**
+   * The coarse clock, first brought up to date when called between ticks (from a timer, a
+   * fetch handler, a test): `#clock` alone may be as old as the last wake-up, up to the
+   * housekeeping period, which would shorten deadlines set from it.
+   */
+  #now(): number {
+    if (!this.#inTick) {
+      const t = Math.floor(performance.now() - this.#epoch);
+      if (t > this.#clock) this.#clock = t;
+    }
+    return this.#clock;
+  }
+
+  /**
+   * Adds a connection on an open, non-blocking descriptor, already past its handshake:
+   * `preface` goes out first (the 101 answer), `opened()` runs, then `initial` (frames that
+   * came with the handshake) is parsed. The manager owns the descriptor from now on.
+   */
+  #attach(conn: Conn<T>, initial: Uint8Array | null, preface: Uint8Array | null): void {
+    if (this.#stopping) {
+      conn.transport.close(conn.fd);
+      conn.fd = -1;
+      throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
+    }
+    this.#poller.register(conn.fd, TOKEN_CONN, Interest.READABLE);
+    this.#now();
+    conn.attach(this.#host);
+    this.#insert(conn);
+    this.stats.opened++;
+    // The handshake response goes out first, ahead of anything opened() sends.
+    if (preface !== null) this.#outbox.pushChunk(conn, preface);
+    try {
+      conn.user.opened();
+    } catch (err) {
+      this.#reportError(err, conn);
+    }
+    // Bytes that came with the handshake are parsed even if opened() already started a
+    // close (the peer's close reply or a split frame may be among them); if opened() moved
+    // the connection elsewhere, they go with it.
+    if (initial !== null && initial.length > 0 && conn.state !== CLOSED) {
+      if (conn.host === this.#host) conn.parse(initial, 0, initial.length);
+      else conn.keepPending(initial, 0, initial.length);
+    }
+    this.#scheduleFlush();
+  }
+
+  /** Links a connection that is already registered with the poller. */
+  #insert(conn: Conn<T>): void {
+    conn.index = this.#conns.length;
+    this.#conns.push(conn);
+    this.#table[conn.fd] = conn;
+    if (conn.closeSent || conn.closeWhenFlushed) this.#timers.closing.add(conn);
+    this.#timersChanged();
+  }
+
+  /** Unlinks `conn` from every table (it stays open). */
+  #release(conn: Conn<T>): void {
+    const i = conn.index;
+    const conns = this.#conns;
+    if (conns[i] !== conn) return;
+    const last = conns.pop()!;
+    if (last !== conn) {
+      conns[i] = last;
+      last.index = i;
+    }
+    conn.index = -1;
+    if (this.#table[conn.fd] === conn) this.#table[conn.fd] = undefined;
+    this.#poller.unregister(conn.fd);
+    this.#timers.closing.delete(conn);
+    const own = conn.topics;
+    if (own !== null) {
+      for (const topic of this.#topics.removeAll(conn, own)) this.#backplane?.unsubscribed(topic);
+      conn.topics = null;
+    }
+  }
+
+  /** `conn` moves away: write what it has, forget it, keep it open. */
+  #leave(conn: Conn<T>): void {
+    this.#flush();
+    this.#outbox.detach(conn);
+    this.#release(conn);
+    conn.detachHost();
+  }
+
+  /** `conn` is finished: forget it and close its descriptor. */
+  #detach(conn: Conn<T>, code: number): void {
+    this.#outbox.discard(conn);
+    this.#release(conn);
+    conn.transport.close(conn.fd);
+    const byCode = this.stats.closedByCode;
+    byCode[code] = (byCode[code] ?? 0) + 1;
+  }
+
+  #lendParser(role: "server" | "client"): FrameParser {
+    // Parsing from inside a callback of another parse (unusual) must not share its parser.
+    if (this.#parsing) return this.#newParser(role);
+    this.#parsing = true;
+    return role === "client" ? this.#clientParser : this.#serverParser;
+  }
+
+  #returnParser(conn: Conn<T>, parser: FrameParser): boolean {
+    const shared = parser === this.#serverParser || parser === this.#clientParser;
+    if (shared) this.#parsing = false;
+    if (parser.idle) return false;
+    if (parser.finished || conn.state === CLOSED) {
+      parser.reset();
+      return false;
+    }
+    // A frame or message is split across reads: the connection keeps this parser.
+    if (shared) {
+      if (parser === this.#clientParser) this.#clientParser = this.#newParser("client");
+      else this.#serverParser = this.#newParser("server");
+    }
+    return true;
+  }
+
+  #newParser(role: "server" | "client"): FrameParser {
+    return new FrameParser({ role, maxMessageSize: this.#maxMessageSize, budget: this.#budget });
+  }
+
+  #reportError(err: unknown, conn: Conn<T> | null): void {
+    this.stats.callbackErrors++;
+    if (conn !== null) {
+      if (!reportToWebSocket(conn.user, err)) {
+        console.error("fdws: a WebSocket callback threw:", err);
+      }
+      return;
+    }
+    const hook = this.#handlers.error;
+    if (hook !== undefined) {
+      try {
+        hook(null, err);
+        return;
+      } catch (inner) {
+        console.error("fdws: the error handler threw:", inner);
+      }
+    }
+    console.error("fdws: a WebSocket callback threw:", err);
+  }
+
+  #timersChanged(): void {
+    // The sleeping wait's timeout may now be too long: wake it to compute a new one.
+    if (this.#parked) this.#poller.wake();
+  }
+
+  #readAgain(conn: Conn<T>): void {
+    this.#again.push(conn);
+    if (this.#parked) this.#poller.wake();
+  }
+
+  #addTarget(target: PollTarget, interest: number): void {
+    this.#poller.register(target.fd, TOKEN_OTHER, interest);
+    this.#table[target.fd] = target;
+    this.#targets.add(target);
+    this.#timersChanged();
+  }
+
+  #removeTarget(target: PollTarget): void {
+    if (this.#table[target.fd] === target) this.#table[target.fd] = undefined;
+    if (this.#targets.delete(target)) this.#poller.unregister(target.fd);
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  /** Applies the backpressure policy; true when `len` more bytes may be queued. */
+  #admit(conn: Conn<T>, len: number): boolean {
+    const buffered = bufferedBytes(conn);
+    if (buffered === 0 || buffered + len <= this.#limit) return true;
+    switch (this.#policy) {
+      case "buffer":
+        return true;
+      case "drop":
+        conn.dropped++;
+        this.stats.droppedMessages++;
+        return false;
+      default:
+        if (this.#deferDrops) this.#slow.push(conn);
+        else this.#dropSlowConsumer(conn);
+        return false;
+    }
+  }
+
+  #dropSlowConsumer(conn: Conn<T>): void {
+    this.stats.slowConsumers++;
+    conn.failReason = "slow consumer: backpressure limit exceeded";
+    if (conn.partial || conn.closeSent) {
+      conn.terminate();
+      return;
+    }
+    this.#outbox.discard(conn);
+    const frame = encodeCloseFrame(1008, "backpressure limit exceeded", conn.role === "client");
+    const n = conn.transport.write(conn.fd, frame, frame.length);
+    if (n !== frame.length) {
+      conn.terminate();
+      return;
+    }
+    conn.closeSent = true;
+    conn.state = CLOSING;
+    conn.deadline = this.#now() + this.#closeTimeout;
+    this.#timers.closing.add(conn);
+    this.#timersChanged();
+  }
+
+  #sendData(conn: Conn<T>, data: string | Uint8Array, binary: boolean): SendResult {
+    const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT;
+    const outbox = this.#outbox;
+    if (conn.role === "client") {
+      const frame = encodeFrame(opcode, data, { mask: true });
+      if (!this.#admit(conn, frame.length)) return this.#refused(conn);
+      outbox.pushChunk(conn, frame);
+    } else {
+      const length = outbox.encode(opcode, data);
+      const admitted = this.#admit(conn, length);
+      if (admitted) outbox.pushEncoded(conn);
+      outbox.releaseEncoded();
+      if (!admitted) return this.#refused(conn);
+    }
+    this.stats.messagesOut++;
+    this.#scheduleFlush();
+    return bufferedBytes(conn) > this.#limit ? "backpressure" : "sent";
+  }
+
+  /** The result of a message the backpressure policy refused. */
+  #refused(conn: Conn<T>): SendResult {
+    return conn.state === OPEN ? "dropped" : "closed";
+  }
+
+  #sendControl(
+    conn: Conn<T>,
+    opcode: typeof OPCODE_PING | typeof OPCODE_PONG,
+    payload: string | Uint8Array,
+  ): boolean {
+    const frame = encodeControlFrame(opcode, payload, conn.role === "client");
+    // Pings and pongs obey the backpressure limit too: a peer that pings without reading
+    // would otherwise queue pongs without bound.
+    if (!this.#admit(conn, frame.length)) return false;
+    this.#outbox.pushFrame(conn, frame);
+    this.#scheduleFlush();
+    return true;
+  }
+
+  #sendClose(conn: Conn<T>, code: number, reason: string): void {
+    const frame = code === 0
+      ? encodeCloseFrame(undefined, undefined, conn.role === "client")
+      : encodeCloseFrame(code, reason, conn.role === "client");
+    this.#outbox.pushFrame(conn, frame);
+    conn.closeSent = true;
+    if (conn.state === OPEN) conn.state = CLOSING;
+    conn.deadline = this.#now() + this.#closeTimeout;
+    this.#timers.closing.add(conn);
+    this.#timersChanged();
+    this.#scheduleFlush();
+  }
+
+  #subscribe(conn: Conn<T>, topic: string): void {
+    if (conn.host !== this.#host) return;
+    const own = conn.topics ?? (conn.topics = new Set());
+    if (own.has(topic)) return;
+    if (this.#topics.add(conn, own, topic)) this.#backplane?.subscribed(topic);
+  }
+
+  #unsubscribe(conn: Conn<T>, topic: string): void {
+    if (this.#topics.remove(conn, conn.topics, topic)) this.#backplane?.unsubscribed(topic);
+  }
+
+  #publish(
+    topic: string,
+    data: string | Uint8Array,
+    binary: boolean,
+    except: Conn<T> | null,
+  ): number {
+    const set = this.#topics.subscribers(topic);
+    const count = set === undefined ? 0 : this.#deliver(set, data, binary, except);
+    const backplane = this.#backplane;
+    if (backplane !== null) {
+      backplane.published(topic, typeof data === "string" ? utf8.encode(data) : data, binary);
+    }
+    return count;
+  }
+
+  /** A message published through the backplane by another manager. */
+  #deliverFromElsewhere(topic: string, data: Uint8Array, binary: boolean): void {
+    const set = this.#topics.subscribers(topic);
+    if (set === undefined) return;
+    this.#deliver(set, binary ? data : utf8Decoder.decode(data), binary, null);
+  }
+
+  #deliver(
+    targets: Iterable<Conn<T>>,
+    data: string | Uint8Array,
+    binary: boolean,
+    except: Conn<T> | null,
+  ): number {
+    const outbox = this.#outbox;
+    const len = outbox.encode(binary ? OPCODE_BINARY : OPCODE_TEXT, data);
+    let count = 0;
+    let viaSendData = 0;
+    const nested = this.#deferDrops;
+    this.#deferDrops = true;
+    try {
+      for (const conn of targets) {
+        if (conn === except || conn.state !== OPEN) continue;
+        if (conn.role === "client") {
+          // Client frames are masked with a key of their own: no sharing.
+          const r = this.#sendData(conn, data, binary);
+          if (r === "sent" || r === "backpressure") {
+            count++;
+            viaSendData++;
+          }
+          continue;
+        }
+        if (!this.#admit(conn, len)) continue;
+        outbox.pushEncoded(conn);
+        count++;
+      }
+    } finally {
+      this.#deferDrops = nested;
+      // Every queue that took the pooled frame holds its own reference; ours ends here.
+      outbox.releaseEncoded();
+    }
+    // #sendData counted its own messages.
+    this.stats.messagesOut += count - viaSendData;
+    if (!nested && this.#slow.length > 0) {
+      for (const conn of this.#slow.splice(0)) {
+        if (conn.state === OPEN) this.#dropSlowConsumer(conn);
+      }
+    }
+    this.#scheduleFlush();
+    return count;
+  }
+
+  #scheduleFlush(): void {
+    if (!this.#inTick && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  #flush(): void {
+    this.#outbox.flush();
+    if (this.#timers.closing.size > 0) this.#checkClosing();
+  }
+
+  /** Finishes connections whose closing handshake is done and whose close frame went out. */
+  #checkClosing(): void {
+    for (const conn of this.#timers.closing) {
+      if (conn.closeWhenFlushed && bufferedBytes(conn) === 0) this.#closeIfFlushed(conn);
+    }
+  }
+
+  /** Closes `conn` if its closing handshake is complete and nothing is left to write. */
+  #closeIfFlushed(conn: Conn<T>): void {
+    if (!conn.closeWhenFlushed || conn.state === CLOSED) return;
+    if (bufferedBytes(conn) !== 0) {
+      this.#timers.closing.add(conn);
+      this.#timersChanged();
+      return;
+    }
+    if (!conn.closeReceived) {
+      // We failed the connection: no close frame came, so the code is 1006.
+      conn.finish(1006, conn.failReason);
+      return;
+    }
+    if (conn.role === "client") {
+      // RFC 6455 §7.1.1: the client waits for the server to close TCP (EOF in read()),
+      // within the close timeout.
+      conn.deadline = Math.min(conn.deadline || Infinity, this.#now() + this.#closeTimeout);
+      this.#timers.closing.add(conn);
+      this.#timersChanged();
+      return;
+    }
+    conn.finish(conn.peerCode, conn.peerReason);
+  }
+
+  #setWriteInterest(conn: Conn<T>, on: boolean): void {
+    if (conn.fd < 0 || this.#table[conn.fd] !== conn) return;
+    this.#poller.modify(
+      conn.fd,
+      TOKEN_CONN,
+      on ? Interest.READABLE | Interest.WRITABLE : Interest.READABLE,
+    );
+  }
+
+  #onDrained(conn: Conn<T>): void {
+    this.#setWriteInterest(conn, false);
+    if (conn.closeWhenFlushed) {
+      this.#closeIfFlushed(conn);
+      return;
+    }
+    if (conn.state !== OPEN) return;
+    try {
+      conn.user.drained();
+    } catch (err) {
+      this.#reportError(err, conn);
+    }
+  }
+
+  // ------------------------------------------------------------------ loop
+
   async #run(): Promise<void> {
     const poller = this.#poller;
     const events = this.#events;
@@ -950,39 +895,40 @@ export class WebSocketManager<T = unknown> {
       while (!this.#stopping) {
         let now = performance.now();
         if (now - lastYield >= YIELD_MS) {
-          await this._macrotasks.turn();
+          await this.#macrotasks.turn();
           if (this.#stopping) break;
           lastYield = now = performance.now();
         }
         let n = poller.pollNow(events);
-        if (n === 0) {
+        if (n === 0 && this.#again.length === 0) {
           this.#parked = true;
           try {
-            n = await poller.wait(events, this.#waitTimeout());
+            n = await poller.wait(
+              events,
+              this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets),
+            );
           } finally {
             this.#parked = false;
           }
           if (this.#stopping) break;
           lastYield = now = performance.now();
         }
-        // Never backwards: _now() may have advanced it between ticks.
-        this._clock = Math.max(this._clock, Math.floor(now - this.#epoch));
+        // Never backwards: #now() may have advanced it between ticks.
+        this.#clock = Math.max(this.#clock, Math.floor(now - this.#epoch));
         this.#inTick = true;
         for (let i = 0; i < n; i++) {
-          const fd = events.fds[i];
-          const entry = table[fd];
+          const entry = table[events.fds[i]];
           if (entry === undefined) continue;
-          const ready = events.ready[i];
           try {
-            if (entry instanceof WebSocket) this.#onSocketReady(entry, ready);
-            else entry.onReady(ready);
+            entry.onReady(events.ready[i]);
           } catch (err) {
-            this._reportError(err, null);
+            this.#reportError(err, null);
           }
         }
+        if (this.#again.length > 0) this.#readAgainNow();
         this.#flush();
         this.#endTick();
-        if (this._clock >= this.#nextHousekeeping) this.#housekeeping();
+        if (this.#timers.due(this.#clock)) this.#housekeeping();
       }
     } finally {
       this.#inTick = false;
@@ -990,82 +936,31 @@ export class WebSocketManager<T = unknown> {
     }
   }
 
-  #onSocketReady(ws: WebSocket<T>, ready: number): void {
-    if (ws._m !== (this as WebSocketManager) || ws._state === WebSocket.CLOSED) return;
-    if (ready & Ready.WRITABLE) this.#outbox.flushConnection(ws);
-    if (ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR)) {
-      if (!ws.once() && (ws._state as number) !== WebSocket.CLOSED) ws.terminate();
-    }
-  }
-
-  /**
-   * How long the loop may sleep: until the next close deadline, target timer or heartbeat
-   * is due, or without limit. An idle server then does not wake four times a second,
-   * which also lets V8 see it idle and give memory back sooner.
-   */
-  #waitTimeout(): number {
-    let next = Infinity;
-    if (this.#closing.size > 0) {
-      next = this.#nextHousekeeping;
-    } else {
-      const ping = this.#pingInterval;
-      const idle = this.#idleTimeout;
-      const period = ping > 0 ? Math.min(ping, idle > 0 ? idle : ping) : idle;
-      if (period > 0 && this.#conns.length > 0) {
-        next = this.#lastHeartbeat + Math.min(period, 1000);
-      }
-      if (this.#targets.size > 64) {
-        next = Math.min(next, this.#nextHousekeeping);
-      } else {
-        for (const t of this.#targets) {
-          if (t.onTimer === undefined) continue;
-          next = Math.min(next, t.nextTimer?.() ?? this.#nextHousekeeping);
-        }
+  /** Reads the connections that asked to be read without waiting for readiness. */
+  #readAgainNow(): void {
+    const list = this.#again;
+    this.#again = [];
+    for (const conn of list) {
+      if (conn.host !== this.#host || conn.state === CLOSED) continue;
+      try {
+        conn.onReady(READABLE_READY);
+      } catch (err) {
+        this.#reportError(err, null);
       }
     }
-    if (next === Infinity) return -1;
-    // Housekeeping runs at most every HOUSEKEEPING_MS: never wake before it may.
-    return Math.max(1, Math.max(next, this.#nextHousekeeping) - this._clock);
   }
 
   #housekeeping(): void {
-    const now = this._clock;
-    this.#nextHousekeeping = now + HOUSEKEEPING_MS;
-    for (const ws of this.#closing) {
-      if (ws._state === WebSocket.CLOSED) {
-        this.#closing.delete(ws);
-      } else if (ws._deadline !== 0 && now >= ws._deadline) {
-        ws._failReason ||= "close timeout";
-        ws.terminate();
-      }
-    }
-    for (const t of this.#targets) {
-      if (t.onTimer !== undefined) {
-        try {
-          t.onTimer(now);
-        } catch (err) {
-          this._reportError(err, null);
-        }
-      }
-    }
-    const ping = this.#pingInterval;
-    const idle = this.#idleTimeout;
-    const period = ping > 0 ? Math.min(ping, idle > 0 ? idle : ping) : idle;
-    if (period <= 0 || now - this.#lastHeartbeat < Math.min(period, 1000)) return;
-    this.#lastHeartbeat = now;
     this.#inTick = true;
-    for (const ws of this.#conns.slice()) {
-      if (ws._state !== WebSocket.OPEN) continue;
-      const quiet = now - ws._lastSeen;
-      if (idle > 0 && quiet >= idle) {
+    this.#timers.run(this.#clock, this.#conns, this.#targets, {
+      closeTimedOut: (conn) => conn.terminate(),
+      idleTimedOut: (conn) => {
         this.stats.idleTimeouts++;
-        ws._failReason = "idle timeout";
-        ws.terminate();
-      } else if (ping > 0 && quiet >= ping && !ws._pingOutstanding) {
-        ws._pingOutstanding = true;
-        this._sendControl(ws, 0x9, EMPTY);
-      }
-    }
+        conn.terminate();
+      },
+      sendPing: (conn) => this.#sendControl(conn, OPCODE_PING, EMPTY),
+      reportError: (err) => this.#reportError(err, null),
+    });
     this.#flush();
     this.#endTick();
   }
@@ -1083,17 +978,67 @@ export class WebSocketManager<T = unknown> {
   #teardown(): void {
     this.#running = false;
     this.#stopping = true;
-    for (const ws of this.#conns.slice()) {
-      ws._failReason ||= "manager stopped";
-      ws.terminate();
+    for (const conn of this.#conns.slice()) {
+      conn.failReason ||= "manager stopped";
+      conn.terminate();
     }
     for (const t of [...this.#targets]) {
-      this._removeTarget(t);
+      this.#removeTarget(t);
       t.close();
     }
+    this.#backplane?.detach();
     if (this.#ownsPoller) this.#poller.close();
-    this._macrotasks.close();
+    this.#macrotasks.close();
   }
 }
 
-const EMPTY = new Uint8Array(0);
+/** The host of `manager`: the loop interface for the server, the client and backplanes. */
+export function loopOf<T>(manager: WebSocketManager<T>): IoLoop {
+  return hostOf(manager);
+}
+
+/**
+ * Adds a connection whose handshake is done to `manager` (the server and the client do
+ * this): `preface` is written first, `opened()` runs, then `initial` is parsed.
+ *
+ * @throws {ManagerError} `MANAGER_STOPPED` (the descriptor is closed then).
+ */
+export function attachConnection<T>(
+  manager: WebSocketManager<T>,
+  conn: Connection<WebSocket<T>>,
+  initial: Uint8Array | null,
+  preface: Uint8Array | null,
+): void {
+  attachTo(manager, conn, initial, preface);
+}
+
+/** A message's bytes or text and whether it is binary. */
+function normalize(
+  raw: string | ArrayBufferView | ArrayBuffer,
+  binary: boolean | undefined,
+): [string | Uint8Array, boolean] {
+  if (typeof raw === "string") {
+    return binary === true ? [utf8.encode(raw), true] : [raw, false];
+  }
+  const bytes = raw instanceof Uint8Array
+    ? raw
+    : ArrayBuffer.isView(raw)
+    ? new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)
+    : new Uint8Array(raw);
+  return [bytes, binary !== false];
+}
+
+/** A budget of `total` bytes. */
+function byteBudget(total: number): MessageBudget {
+  let free = total;
+  return {
+    take(bytes: number): boolean {
+      if (bytes > free) return false;
+      free -= bytes;
+      return true;
+    },
+    give(bytes: number): void {
+      free += bytes;
+    },
+  };
+}

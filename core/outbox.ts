@@ -1,46 +1,58 @@
 /**
- * The corked write path: every frame sent during one loop tick is written into a shared
- * arena (or, when large, kept as one immutable buffer shared by every recipient), each
- * connection remembers which bytes are its own, and at the end of the tick each
- * connection is flushed with one send(2).
+ * The corked write path: every frame sent during one loop tick is encoded straight into a
+ * shared arena (or, when large, into one immutable pooled buffer shared by every
+ * recipient), each connection remembers which bytes are its own, and at the end of the
+ * tick each connection is flushed with one write through its transport.
  *
  * A broadcast therefore costs one encode and, per recipient, a couple of field updates
- * and one system call for everything it got in that tick. Bytes the kernel did not take
- * are copied into the connection's own queue (only then), and write interest is asked for
- * only while such bytes exist.
+ * and one system call (one TLS write) for everything it got in that tick. Bytes the
+ * transport did not take are copied into the connection's own queue (only then), and
+ * write interest is asked for only while such bytes exist.
  *
  * @module
  */
 
-import {
-  addressOf,
-  IO_FAILED,
-  lastIoError,
-  sendFrom,
-  sendFromAddress,
-  WOULD_BLOCK,
-} from "../net/io.ts";
+import { addressOf } from "../net/io.ts";
+import { frameHeaderLength, writeFrameHeader } from "../protocol/frame/encoder.ts";
+import { IO_FAILED, type Transport, WOULD_BLOCK } from "../transport/transport.ts";
+import { framePool } from "./frame_pool.ts";
 
-/** The per-connection fields the outbox keeps (they live on the connection object itself). */
+/** What the outbox keeps per connection (fields of the connection object itself). */
 export interface OutboxConnection {
   /** Socket descriptor. */
   readonly fd: number;
-  /** Start of this tick's bytes in the arena (equal to `_re` when none). */
-  _rs: number;
+  /** How bytes reach the descriptor. */
+  readonly transport: Transport;
+  /** Start of this tick's bytes in the arena (equal to `re` when none). */
+  rs: number;
   /** End of this tick's bytes in the arena. */
-  _re: number;
+  re: number;
   /** Owned or shared chunks waiting to be written, oldest first; null when empty. */
-  _q: Uint8Array[] | null;
-  /** How much of `_q[0]` was already written. */
-  _qHead: number;
-  /** Unwritten bytes held in `_q`. */
-  _qBytes: number;
+  q: Uint8Array[] | null;
+  /** How much of `q[0]` was already written. */
+  qHead: number;
+  /** Unwritten bytes held in `q`. */
+  qBytes: number;
   /** In this tick's flush list. */
-  _dirty: boolean;
+  dirty: boolean;
   /** The kernel buffer was full: waiting for writability before writing again. */
-  _blocked: boolean;
+  blocked: boolean;
   /** The queue starts in the middle of a frame: a write took only part of it. */
-  _partial: boolean;
+  partial: boolean;
+}
+
+/**
+ * Bytes queued for `conn` that its transport has not taken yet: what `bufferedAmount`
+ * reports and what the backpressure limit is checked against.
+ *
+ * @example
+ * ```ts
+ * import { bufferedBytes } from "./outbox.ts";
+ * console.log(bufferedBytes({ rs: 10, re: 25, qBytes: 100 })); // 115
+ * ```
+ */
+export function bufferedBytes(conn: Pick<OutboxConnection, "rs" | "re" | "qBytes">): number {
+  return conn.qBytes + (conn.re - conn.rs);
 }
 
 /** What the outbox tells its owner; called after a flush, never in the middle of one. */
@@ -51,86 +63,27 @@ export interface OutboxEvents<C extends OutboxConnection> {
   drained(conn: C): void;
   /** A write failed (peer reset, broken pipe); `errno` tells why. */
   failed(conn: C, errno: number): void;
-  /** Bytes the kernel accepted, for statistics. */
+  /** Bytes the transports accepted, for statistics. */
   wrote(bytes: number): void;
 }
 
 /** Frames larger than this skip the arena and are queued as their own buffer. */
 export const ARENA_FRAME_LIMIT = 64 * 1024;
 const ARENA_SIZE = 1024 * 1024;
-/** Pool size classes are multiples of this. */
-const POOL_GRAIN = 4 * 1024;
-/** Frames above this are not pooled. */
-const POOL_MAX_FRAME = 4 * 1024 * 1024;
-/** Bytes of free buffers the pool keeps at most. */
-const POOL_MAX_FREE = 8 * 1024 * 1024;
-
-/**
- * Buffers for frames too large for the arena, reused once every connection that queued
- * one has written it or dropped it. Without it every large broadcast allocates a buffer
- * that lives until the next garbage collection, and a steady stream of them keeps tens of
- * megabytes of garbage (V8 collects external memory lazily) and fragments the heap.
- *
- * A pooled buffer carries a reference count: 1 for its creator from {@link FramePool.acquire}
- * until {@link FramePool.release}, plus 1 per connection queue holding it (taken and given
- * back by the {@link Outbox}). Buffers not from the pool pass through untouched. Counts live
- * in a `WeakMap`, so a buffer lost with an abandoned connection is simply collected.
- */
-export class FramePool {
-  readonly #refs = new WeakMap<ArrayBuffer, number>();
-  readonly #free = new Map<number, ArrayBuffer[]>();
-  #freeBytes = 0;
-
-  /** A buffer of `length` bytes (contents undefined) with one reference, the caller's. */
-  acquire(length: number): Uint8Array {
-    if (length > POOL_MAX_FRAME) return new Uint8Array(length);
-    const size = Math.ceil(length / POOL_GRAIN) * POOL_GRAIN;
-    const buf = this.#free.get(size)?.pop();
-    if (buf !== undefined) {
-      this.#freeBytes -= size;
-      this.#refs.set(buf, 1);
-      return new Uint8Array(buf, 0, length);
-    }
-    const fresh = new ArrayBuffer(size);
-    this.#refs.set(fresh, 1);
-    return new Uint8Array(fresh, 0, length);
-  }
-
-  /** Takes one more reference to `chunk` when it is pooled. */
-  retain(chunk: Uint8Array): void {
-    const buf = chunk.buffer as ArrayBuffer;
-    const n = this.#refs.get(buf);
-    if (n !== undefined) this.#refs.set(buf, n + 1);
-  }
-
-  /** Gives back one reference to `chunk`; the last one returns it to the pool. */
-  release(chunk: Uint8Array): void {
-    const buf = chunk.buffer as ArrayBuffer;
-    const n = this.#refs.get(buf);
-    if (n === undefined) return;
-    if (n > 1) {
-      this.#refs.set(buf, n - 1);
-      return;
-    }
-    this.#refs.delete(buf);
-    const size = buf.byteLength;
-    if (this.#freeBytes + size > POOL_MAX_FREE) return;
-    let list = this.#free.get(size);
-    if (list === undefined) {
-      list = [];
-      this.#free.set(size, list);
-    }
-    list.push(buf);
-    this.#freeBytes += size;
-  }
-}
-
-/** The pool of every outbox (connections may move between managers with their queues). */
-export const framePool: FramePool = new FramePool();
+const utf8 = new TextEncoder();
 
 /**
  * One per manager. Not reentrant: the owner must not call back into it from the event
  * callbacks (they only change poller interest or schedule work).
+ *
+ * @example Encode once, queue for two connections, write at the end of the tick
+ * ```ts ignore
+ * const length = outbox.encode(0x1, "hello");
+ * outbox.pushEncoded(a);
+ * outbox.pushEncoded(b);
+ * outbox.releaseEncoded();
+ * outbox.flush(); // one write per connection
+ * ```
  */
 export class Outbox<C extends OutboxConnection> {
   /** Current arena; frames are encoded straight into it. */
@@ -146,6 +99,11 @@ export class Outbox<C extends OutboxConnection> {
   readonly #failedErrno: number[] = [];
   /** Unblocked connections whose queue the end-of-tick flush writes; reported drained after. */
   readonly #watchDrain: C[] = [];
+  /** The frame of the last {@link Outbox.encode}: its arena range... */
+  #frameStart = 0;
+  #frameEnd = 0;
+  /** ...or, when too large for the arena, its pooled buffer (our reference). */
+  #bigFrame: Uint8Array | null = null;
 
   /** @param events Callbacks of the owner. */
   constructor(events: OutboxEvents<C>) {
@@ -176,58 +134,147 @@ export class Outbox<C extends OutboxConnection> {
     return at;
   }
 
+  /**
+   * Encodes an unmasked data frame once (FIN set; `rsv1` marks a compressed message) and
+   * makes it the current frame for {@link Outbox.pushEncoded}. Small frames go into the
+   * arena, large ones into a pooled buffer; call {@link Outbox.releaseEncoded} when every
+   * recipient has it.
+   *
+   * @returns the frame's length in bytes.
+   */
+  encode(opcode: number, data: string | Uint8Array, rsv1 = false): number {
+    this.releaseEncoded();
+    const first = rsv1 ? opcode | 0x40 : opcode;
+    if (typeof data !== "string") {
+      const len = data.length;
+      const h = frameHeaderLength(len, false);
+      const at = this.alloc(h + len);
+      if (at < 0) {
+        const frame = framePool.acquire(h + len);
+        writeFrameHeader(frame, 0, first, true, len, null);
+        frame.set(data, h);
+        this.#bigFrame = frame;
+        return frame.length;
+      }
+      const arena = this.arena;
+      writeFrameHeader(arena, at, first, true, len, null);
+      arena.set(data, at + h);
+      this.#frameStart = at;
+      this.#frameEnd = at + h + len;
+      return h + len;
+    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: encode straight into the arena after
+    // room for the largest header the bound allows, then close any gap.
+    const bound = data.length * 3;
+    const maxH = frameHeaderLength(bound, false);
+    const at = this.alloc(maxH + bound);
+    if (at < 0) {
+      const bytes = utf8.encode(data);
+      const h = frameHeaderLength(bytes.length, false);
+      const frame = framePool.acquire(h + bytes.length);
+      writeFrameHeader(frame, 0, first, true, bytes.length, null);
+      frame.set(bytes, h);
+      this.#bigFrame = frame;
+      return frame.length;
+    }
+    const arena = this.arena;
+    const written = data.length === 0
+      ? 0
+      : utf8.encodeInto(data, arena.subarray(at + maxH, at + maxH + bound)).written;
+    const h = frameHeaderLength(written, false);
+    // Frames must stay back to back in the arena so that one connection's frames of a tick
+    // form one range (one write); moving a short payload a few bytes costs less than a gap.
+    if (h !== maxH) arena.copyWithin(at + h, at + maxH, at + maxH + written);
+    writeFrameHeader(arena, at, first, true, written, null);
+    const end = at + h + written;
+    // Give the unused reservation back when this was the last allocation.
+    if (this.used === at + maxH + bound) this.used = end;
+    this.#frameStart = at;
+    this.#frameEnd = end;
+    return h + written;
+  }
+
+  /** Queues the frame of the last {@link Outbox.encode} for `conn`. */
+  pushEncoded(conn: C): void {
+    const big = this.#bigFrame;
+    if (big === null) this.pushRange(conn, this.#frameStart, this.#frameEnd);
+    else this.pushChunk(conn, big);
+  }
+
+  /** Ends the current frame: a pooled one goes back to the pool once every queue wrote it. */
+  releaseEncoded(): void {
+    const big = this.#bigFrame;
+    if (big === null) return;
+    this.#bigFrame = null;
+    framePool.release(big);
+  }
+
+  /** Queues a small ready-made frame (control frames): copied into the arena when it fits. */
+  pushFrame(conn: C, frame: Uint8Array): void {
+    const at = this.alloc(frame.length);
+    if (at < 0) {
+      this.pushChunk(conn, frame);
+      return;
+    }
+    this.arena.set(frame, at);
+    this.pushRange(conn, at, at + frame.length);
+  }
+
   /** Gives `conn` the arena bytes [start, end) (a frame written after {@link Outbox.alloc}). */
   pushRange(conn: C, start: number, end: number): void {
-    if (conn._q !== null) {
+    if (conn.q !== null) {
       // Already queueing (blocked, or holding an earlier chunk): keep order by copying.
       this.#append(conn, this.arena.slice(start, end));
       return;
     }
-    if (conn._dirty) {
-      if (conn._re === start) {
-        conn._re = end;
+    if (conn.dirty) {
+      if (conn.re === start) {
+        conn.re = end;
         return;
       }
       this.#materialize(conn);
       this.#append(conn, this.arena.slice(start, end));
       return;
     }
-    conn._rs = start;
-    conn._re = end;
-    conn._dirty = true;
+    conn.rs = start;
+    conn.re = end;
+    conn.dirty = true;
     this.#dirty.push(conn);
   }
 
   /**
    * Queues an immutable buffer for `conn`; the same buffer may be given to many
-   * connections. A buffer from {@link framePool} is retained until written or discarded.
+   * connections. A buffer from the frame pool is retained until written or discarded.
    */
   pushChunk(conn: C, chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    if (conn._rs !== conn._re) this.#materialize(conn);
+    if (conn.rs !== conn.re) this.#materialize(conn);
     framePool.retain(chunk);
     this.#append(conn, chunk);
-    if (!conn._dirty) {
-      conn._dirty = true;
+    if (!conn.dirty) {
+      conn.dirty = true;
       this.#dirty.push(conn);
     }
   }
 
-  /** Bytes queued for `conn` and not yet accepted by the kernel. */
-  buffered(conn: C): number {
-    return conn._qBytes + (conn._re - conn._rs);
-  }
-
   /** Forgets everything queued for `conn` (it is being torn down). */
   discard(conn: C): void {
-    const q = conn._q;
+    const q = conn.q;
     if (q !== null) { for (const chunk of q) framePool.release(chunk); }
-    conn._q = null;
-    conn._qHead = 0;
-    conn._qBytes = 0;
-    conn._partial = false;
-    conn._rs = conn._re = 0;
+    conn.q = null;
+    conn.qHead = 0;
+    conn.qBytes = 0;
+    conn.partial = false;
+    conn.rs = conn.re = 0;
     // It may still sit in the dirty list; flush skips it because it has nothing to send.
+  }
+
+  /**
+   * Keeps `conn`'s arena bytes of this tick in its own queue, e.g. before it leaves for
+   * another manager whose arena is a different buffer.
+   */
+  detach(conn: C): void {
+    if (conn.rs !== conn.re) this.#materialize(conn);
   }
 
   /** Writes every connection that got data this tick, then resets the arena. */
@@ -235,10 +282,10 @@ export class Outbox<C extends OutboxConnection> {
     const dirty = this.#dirty;
     for (let i = 0; i < dirty.length; i++) {
       const conn = dirty[i];
-      conn._dirty = false;
-      if (conn._blocked) {
+      conn.dirty = false;
+      if (conn.blocked) {
         // Wait for writability; the arena is about to be reused, so keep a copy.
-        if (conn._rs !== conn._re) this.#materialize(conn);
+        if (conn.rs !== conn.re) this.#materialize(conn);
         continue;
       }
       this.#write(conn);
@@ -246,7 +293,7 @@ export class Outbox<C extends OutboxConnection> {
     dirty.length = 0;
     this.used = 0;
     if (this.#watchDrain.length > 0) {
-      for (const c of this.#watchDrain) if (!c._blocked && c._q === null) this.#drainedNow.push(c);
+      for (const c of this.#watchDrain) if (!c.blocked && c.q === null) this.#drainedNow.push(c);
       this.#watchDrain.length = 0;
     }
     this.#report();
@@ -254,49 +301,52 @@ export class Outbox<C extends OutboxConnection> {
 
   /** Writes what `conn` has queued; called when it became writable. */
   flushConnection(conn: C): void {
-    if (conn._dirty) {
+    if (conn.dirty) {
       // Its arena bytes belong after its queue: the end-of-tick flush writes them in order.
-      conn._blocked = false;
+      conn.blocked = false;
       this.#watchDrain.push(conn);
       return;
     }
-    conn._blocked = false;
+    conn.blocked = false;
     this.#write(conn);
-    if (!conn._blocked && conn._q === null) this.#drainedNow.push(conn);
+    if (!conn.blocked && conn.q === null) this.#drainedNow.push(conn);
     this.#report();
   }
 
   #append(conn: C, chunk: Uint8Array): void {
-    if (conn._q === null) conn._q = [chunk];
-    else conn._q.push(chunk);
-    conn._qBytes += chunk.length;
+    if (conn.q === null) conn.q = [chunk];
+    else conn.q.push(chunk);
+    conn.qBytes += chunk.length;
   }
 
   #materialize(conn: C): void {
-    const start = conn._rs;
-    const end = conn._re;
-    conn._rs = conn._re = 0;
+    const start = conn.rs;
+    const end = conn.re;
+    conn.rs = conn.re = 0;
     if (start !== end) this.#append(conn, this.arena.slice(start, end));
   }
 
   #write(conn: C): void {
     const fd = conn.fd;
+    const transport = conn.transport;
     let written = 0;
-    const q = conn._q;
+    const q = conn.q;
     if (q !== null) {
       while (q.length > 0) {
         const chunk = q[0];
-        const head = conn._qHead;
+        const head = conn.qHead;
         const len = chunk.length - head;
-        const n = sendFrom(fd, head === 0 ? chunk : chunk.subarray(head), len);
+        // A write that would block is retried later from this same chunk and offset, so
+        // the transport sees the same bytes again (TLS requires it).
+        const n = transport.write(fd, head === 0 ? chunk : chunk.subarray(head), len);
         if (n === WOULD_BLOCK || (n >= 0 && n < len)) {
           if (n > 0) {
-            conn._partial = true;
-            conn._qHead += n;
-            conn._qBytes -= n;
+            conn.partial = true;
+            conn.qHead += n;
+            conn.qBytes -= n;
             written += n;
           }
-          if (conn._rs !== conn._re) this.#materialize(conn);
+          if (conn.rs !== conn.re) this.#materialize(conn);
           this.#block(conn);
           this.#events.wrote(written);
           return;
@@ -308,19 +358,19 @@ export class Outbox<C extends OutboxConnection> {
         }
         q.shift();
         framePool.release(chunk);
-        conn._qHead = 0;
-        conn._qBytes -= len;
+        conn.qHead = 0;
+        conn.qBytes -= len;
         written += len;
       }
-      conn._q = null;
-      conn._partial = false;
+      conn.q = null;
+      conn.partial = false;
     }
-    const start = conn._rs;
-    const end = conn._re;
+    const start = conn.rs;
+    const end = conn.re;
     if (start !== end) {
-      conn._rs = conn._re = 0;
+      conn.rs = conn.re = 0;
       const len = end - start;
-      const n = sendFromAddress(fd, this.#address + start, len);
+      const n = transport.writeAddress(fd, this.#address + start, len);
       if (n === len) {
         written += len;
       } else if (n === IO_FAILED) {
@@ -328,7 +378,7 @@ export class Outbox<C extends OutboxConnection> {
       } else {
         const took = n > 0 ? n : 0;
         written += took;
-        if (took > 0) conn._partial = true;
+        if (took > 0) conn.partial = true;
         this.#append(conn, this.arena.slice(start + took, end));
         this.#block(conn);
       }
@@ -337,14 +387,14 @@ export class Outbox<C extends OutboxConnection> {
   }
 
   #block(conn: C): void {
-    if (!conn._blocked) {
-      conn._blocked = true;
+    if (!conn.blocked) {
+      conn.blocked = true;
       this.#blockedNow.push(conn);
     }
   }
 
   #fail(conn: C): void {
-    const e = lastIoError();
+    const e = conn.transport.lastError;
     this.discard(conn);
     this.#failedNow.push(conn);
     this.#failedErrno.push(e);
@@ -353,7 +403,7 @@ export class Outbox<C extends OutboxConnection> {
   #report(): void {
     const ev = this.#events;
     if (this.#blockedNow.length > 0) {
-      for (const c of this.#blockedNow) if (c._blocked) ev.blocked(c);
+      for (const c of this.#blockedNow) if (c.blocked) ev.blocked(c);
       this.#blockedNow.length = 0;
     }
     if (this.#drainedNow.length > 0) {

@@ -1,29 +1,33 @@
 /**
- * The WebSocket connection object: one per descriptor, server or client side.
+ * The WebSocket object the application sees, server or client side.
  *
- * It is the only place where the protocol meets a socket. Its lifecycle follows ws4py
- * (`once()`, `send()`, `close()`, `terminate()` and overridable hooks `opened()`,
- * `receivedMessage()`, `ponged()`, `closed()`), and the same moments are dispatched as
- * WHATWG events (`open`, `message`, `close`, `error`) so browser-style code works.
+ * Its lifecycle follows ws4py (`once()`, `send()`, `close()`, `terminate()` and overridable
+ * hooks `opened()`, `receivedMessage()`, `ponged()`, `closed()`), and the same moments are
+ * dispatched to handler functions and as WHATWG events (`open`, `message`, `close`,
+ * `error`) so browser-style code works. The engine's state of the connection lives in its
+ * {@link Connection}; this object holds the application's data and listeners.
  *
  * @module
  */
 
 import { FdwsError } from "../errors.ts";
+import type { NetAddr } from "../net/tcp.ts";
 import { assertSendableCloseCode } from "../protocol/frame/close_codes.ts";
-import type { FrameParser } from "../protocol/frame/parser.ts";
-import { closeFd, type NetAddr } from "../net/tcp.ts";
-import { IO_FAILED, recvInto, WOULD_BLOCK } from "../net/io.ts";
-import type { WebSocketHandlers, WebSocketManager } from "./manager.ts";
-
-/** `readyState` values, as in the WHATWG WebSocket. */
-export type ReadyState = 0 | 1 | 2 | 3;
+import { OPCODE_PING, OPCODE_PONG } from "../protocol/frame/opcodes.ts";
+import {
+  CLOSED,
+  CLOSING,
+  CONNECTING,
+  type Connection,
+  OPEN,
+  type ReadyState,
+  type Role,
+} from "./connection.ts";
+import { bufferedBytes } from "./outbox.ts";
+import type { ManagerStats } from "./stats.ts";
 
 /** How binary messages are delivered: `Uint8Array` (default) or `ArrayBuffer`. */
 export type BinaryType = "uint8array" | "arraybuffer";
-
-/** Which end of the connection this object is. */
-export type Role = "server" | "client";
 
 /**
  * An operation that the connection's state does not allow, e.g. `send()` on a client that
@@ -47,13 +51,86 @@ export class InvalidStateError extends FdwsError {
   }
 }
 
-const CONNECTING = 0;
-const OPEN = 1;
-const CLOSING = 2;
-const CLOSED = 3;
+/**
+ * Functions called at the moments of a connection's life. They are the functional
+ * alternative to overriding the hooks of {@link WebSocket}.
+ *
+ * @typeParam T Type of `ws.data`.
+ *
+ * @example Echo, and count what closes
+ * ```ts
+ * import type { WebSocketHandlers } from "./websocket.ts";
+ *
+ * const closes: number[] = [];
+ * const handlers: WebSocketHandlers = {
+ *   message: (ws, data) => ws.send(data as string | Uint8Array),
+ *   close: (_ws, code) => void closes.push(code),
+ * };
+ * console.log(typeof handlers.message); // "function"
+ * ```
+ */
+export interface WebSocketHandlers<T = unknown> {
+  /** The connection is open. */
+  open?(ws: WebSocket<T>): void;
+  /** A complete message: a string for text, bytes for binary (see `binaryType`). */
+  message?(ws: WebSocket<T>, data: string | Uint8Array | ArrayBuffer): void;
+  /** The connection closed; runs once. 1006 when no close frame was received. */
+  close?(ws: WebSocket<T>, code: number, reason: string): void;
+  /** The connection wrote everything it had queued after its socket had been full. */
+  drain?(ws: WebSocket<T>): void;
+  /** A ping arrived (the pong is sent automatically). */
+  ping?(ws: WebSocket<T>, payload: Uint8Array): void;
+  /** A pong arrived. */
+  pong?(ws: WebSocket<T>, payload: Uint8Array): void;
+  /** A callback threw (`ws` is null for errors outside a connection). */
+  error?(ws: WebSocket<T> | null, error: unknown): void;
+}
 
-const EMPTY = new Uint8Array(0);
-const utf8 = new TextEncoder();
+/**
+ * The manager of a connection as `ws.manager` shows it. `WebSocketManager` implements it;
+ * it is declared here so that this module does not depend on the manager's.
+ *
+ * @typeParam T Type of `ws.data`.
+ *
+ * @example Broadcast from a handler
+ * ```ts
+ * import type { WebSocket } from "./websocket.ts";
+ *
+ * function relay(ws: WebSocket, data: string): void {
+ *   ws.manager?.broadcast(data, { except: ws });
+ * }
+ * console.log(typeof relay); // "function"
+ * ```
+ */
+export interface WebSocketHost<T = unknown> {
+  /** True between `start()` and the end of the loop. */
+  readonly running: boolean;
+  /** Number of connections (open or closing). */
+  readonly size: number;
+  /** Live counters. */
+  readonly stats: ManagerStats;
+  /** The handler functions of the manager's connections. */
+  readonly handlers: WebSocketHandlers<T>;
+  /** True when `ws` is one of this manager's connections. */
+  has(ws: WebSocket<T>): boolean;
+  /** Sends a message to every open connection (except `options.except`), encoded once. */
+  broadcast(
+    data: string | ArrayBufferView | ArrayBuffer,
+    options?: { binary?: boolean; except?: WebSocket<T> | null },
+  ): number;
+  /** Sends a message to every subscriber of `topic` (except `options.except`). */
+  publish(
+    topic: string,
+    data: string | ArrayBufferView | ArrayBuffer,
+    options?: { binary?: boolean; except?: WebSocket<T> | null },
+  ): number;
+  /** Number of subscribers of `topic`. */
+  subscriberCount(topic: string): number;
+  /** Removes `ws` without closing it (see `WebSocketManager.remove`). */
+  remove(ws: WebSocket<T>): boolean;
+  /** Moves `ws` to this manager (see `WebSocketManager.adopt`). */
+  adopt(ws: WebSocket<T>): void;
+}
 
 /** One registered listener. */
 interface ListenerEntry {
@@ -63,48 +140,35 @@ interface ListenerEntry {
   removed: boolean;
 }
 
-const F_CLIENT = 1;
-const F_ARRAYBUFFER = 2;
-const F_PARSER_PINNED = 4;
-const F_DIRTY = 8;
-const F_BLOCKED = 16;
-const F_PARTIAL = 32;
-const F_CLOSE_SENT = 64;
-const F_CLOSE_RECEIVED = 128;
-const F_CLOSE_WHEN_FLUSHED = 256;
-const F_PING_OUTSTANDING = 512;
-
-/** State most connections never need: allocated by the first accessor that stores into it. */
-class Extras<T> {
-  peerCode: number = 1005;
-  peerReason: string = "";
-  failReason: string = "";
-  deadline: number = 0;
-  topics: Set<string> | null = null;
-  dropped: number = 0;
-  protocol: string = "";
-  events: EventState | null = null;
-  lastHandlers: WebSocketHandlers<T> | null = null;
-  ownHandlers: WebSocketHandlers<T> | null = null;
-  lastManager: WebSocketManager | null = null;
-}
-
 /**
- * Listeners and `on*` handlers, allocated only when someone listens. Listeners are kept
- * here rather than in an `EventTarget`: an `EventTarget` reports a listener's exception
- * through `reportError`, which ends the whole process in Deno; here it goes to the
- * manager's `error` handler like any other callback's.
+ * What most connections never need: listeners, `on*` handlers, own handler functions and
+ * a non-default `binaryType`, allocated on first use. Listeners are kept here rather than
+ * in an `EventTarget`: an `EventTarget` reports a listener's exception through
+ * `reportError`, which ends the whole process in Deno; here it goes to the `error`
+ * handler like any other callback's.
  */
-class EventState {
+class LocalState<T> {
   listeners: Map<string, ListenerEntry[]> = new Map();
   onopen: ((ev: Event) => void) | null = null;
   onmessage: ((ev: MessageEvent) => void) | null = null;
   onclose: ((ev: CloseEvent) => void) | null = null;
   onerror: ((ev: Event) => void) | null = null;
+  handlers: WebSocketHandlers<T> | null = null;
+  arrayBuffer = false;
 }
 
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextEncoder();
+
+// Module-internal access to private state for the engine (the server, the client, the
+// manager link a WebSocket to its connection through these, never through fields).
+let bind: <T>(ws: WebSocket<T>, conn: Connection<WebSocket<T>>) => void;
+let connOf: <T>(ws: WebSocket<T>) => Connection<WebSocket<T>> | null;
+let ownHandlers: <T>(ws: WebSocket<T>, handlers: WebSocketHandlers<T>) => void;
+let dispatchError: <T>(ws: WebSocket<T>, error: unknown) => boolean;
+
 /**
- * A WebSocket connection managed by a {@link WebSocketManager}.
+ * A WebSocket connection managed by a `WebSocketManager`.
  *
  * Subclass it and override the hooks (ws4py style), give the manager or server handler
  * functions, or add event listeners (WHATWG style): all three see the same moments. A
@@ -114,19 +178,19 @@ class EventState {
  * @typeParam T Type of the per-connection user data in {@link WebSocket.data}.
  *
  * @example A ws4py-style subclass
- * ```ts ignore
- * import { serve, WebSocket } from "../../mod.ts";
+ * ```ts
+ * import { WebSocket } from "./websocket.ts";
  *
  * class Echo extends WebSocket {
  *   override receivedMessage(data: string | Uint8Array): void {
  *     this.send(data);
  *   }
  * }
- * serve({ port: 9001, webSocketClass: Echo });
+ * console.log(new Echo().readyState); // 0 until a server or client opens it
  * ```
  */
-// Structurally an `OutboxConnection` (the outbox keeps its per-connection fields here);
-// not declared with `implements`, which would put that internal type in the public API.
+// Structurally a ConnectionUser (its hooks); not declared with `implements`, which would
+// put that engine interface in the public API.
 export class WebSocket<T = unknown> {
   /** The connection is being opened (client side, before the handshake completed). */
   static readonly CONNECTING: 0 = CONNECTING;
@@ -137,223 +201,25 @@ export class WebSocket<T = unknown> {
   /** Closed; the descriptor is released. */
   static readonly CLOSED: 3 = CLOSED;
 
+  static {
+    bind = (ws, conn) => {
+      ws.#conn = conn;
+    };
+    connOf = (ws) => ws.#conn;
+    ownHandlers = (ws, handlers) => {
+      ws.#state().handlers = handlers;
+    };
+    dispatchError = (ws, error) => ws.#dispatchError(error);
+  }
+
   /** Arbitrary per-connection data of the application. */
   data: T = undefined as T;
 
-  // Memory per connection is a product promise: only what every open connection needs
-  // lives in fields. Booleans share one number; rarely used state sits in an object that
-  // exists only once needed. Accessors (on the prototype) keep the names.
+  #conn: Connection<WebSocket<T>> | null = null;
+  #local: LocalState<T> | null = null;
 
-  /** @ignore Socket descriptor, -1 when not attached. */
-  fd = -1;
-  /** @ignore */
-  _m: WebSocketManager | null = null;
-  /** @ignore */
-  _state: ReadyState = CONNECTING;
-  /** @ignore Bits of F_* below. */
-  _flags = 0;
-  /** @ignore Parser kept while a frame or message is split across reads (else shared). */
-  _parser: FrameParser | null = null;
-  /** @ignore Outbox: arena range start. */
-  _rs = 0;
-  /** @ignore Outbox: arena range end. */
-  _re = 0;
-  /** @ignore Outbox: queued chunks. */
-  _q: Uint8Array[] | null = null;
-  /** @ignore Outbox: bytes of `_q[0]` already written. */
-  _qHead = 0;
-  /** @ignore Outbox: bytes held in `_q`. */
-  _qBytes = 0;
-  /** @ignore Coarse-clock time of the last byte received. */
-  _lastSeen = 0;
-  /** @ignore Index in the manager's connection list. */
-  _index = -1;
-  /** @ignore Request target (server side) or URL (client side). */
-  _url = "";
-  /** @ignore Peer address. */
-  _remoteHost = "";
-  /** @ignore Peer port. */
-  _remotePort = 0;
-  /** @ignore Rarely used state, allocated on first use. */
-  _x: Extras<T> | null = null;
-
-  /** @ignore */
-  _extras(): Extras<T> {
-    return this._x ??= new Extras<T>();
-  }
-
-  /** How binary messages are delivered to hooks, handlers and events. */
-  get binaryType(): BinaryType {
-    return this._flags & F_ARRAYBUFFER ? "arraybuffer" : "uint8array";
-  }
-  /** Sets how binary messages are delivered. */
-  set binaryType(type: BinaryType) {
-    this.#flag(F_ARRAYBUFFER, type === "arraybuffer");
-  }
-
-  #flag(bit: number, on: boolean): void {
-    this._flags = on ? this._flags | bit : this._flags & ~bit;
-  }
-
-  /** @ignore */
-  get _role(): Role {
-    return this._flags & F_CLIENT ? "client" : "server";
-  }
-  /** @ignore */
-  set _role(role: Role) {
-    this.#flag(F_CLIENT, role === "client");
-  }
-  /** @ignore `_parser` has limits of its own: keep it even when idle. */
-  get _parserPinned(): boolean {
-    return (this._flags & F_PARSER_PINNED) !== 0;
-  }
-  /** @ignore */
-  set _parserPinned(on: boolean) {
-    this.#flag(F_PARSER_PINNED, on);
-  }
-  /** @ignore Outbox: in the flush list. */
-  get _dirty(): boolean {
-    return (this._flags & F_DIRTY) !== 0;
-  }
-  /** @ignore */
-  set _dirty(on: boolean) {
-    this.#flag(F_DIRTY, on);
-  }
-  /** @ignore Outbox: waiting for writability. */
-  get _blocked(): boolean {
-    return (this._flags & F_BLOCKED) !== 0;
-  }
-  /** @ignore */
-  set _blocked(on: boolean) {
-    this.#flag(F_BLOCKED, on);
-  }
-  /** @ignore Outbox: the queue starts in the middle of a frame (a write was cut short). */
-  get _partial(): boolean {
-    return (this._flags & F_PARTIAL) !== 0;
-  }
-  /** @ignore */
-  set _partial(on: boolean) {
-    this.#flag(F_PARTIAL, on);
-  }
-  /** @ignore We sent a close frame. */
-  get _closeSent(): boolean {
-    return (this._flags & F_CLOSE_SENT) !== 0;
-  }
-  /** @ignore */
-  set _closeSent(on: boolean) {
-    this.#flag(F_CLOSE_SENT, on);
-  }
-  /** @ignore We received a close frame. */
-  get _closeReceived(): boolean {
-    return (this._flags & F_CLOSE_RECEIVED) !== 0;
-  }
-  /** @ignore */
-  set _closeReceived(on: boolean) {
-    this.#flag(F_CLOSE_RECEIVED, on);
-  }
-  /** @ignore Close the socket once everything queued is written. */
-  get _closeWhenFlushed(): boolean {
-    return (this._flags & F_CLOSE_WHEN_FLUSHED) !== 0;
-  }
-  /** @ignore */
-  set _closeWhenFlushed(on: boolean) {
-    this.#flag(F_CLOSE_WHEN_FLUSHED, on);
-  }
-  /** @ignore A heartbeat ping is unanswered. */
-  get _pingOutstanding(): boolean {
-    return (this._flags & F_PING_OUTSTANDING) !== 0;
-  }
-  /** @ignore */
-  set _pingOutstanding(on: boolean) {
-    this.#flag(F_PING_OUTSTANDING, on);
-  }
-
-  /** @ignore Code of the received close frame (1005 none). */
-  get _peerCode(): number {
-    return this._x?.peerCode ?? 1005;
-  }
-  /** @ignore */
-  set _peerCode(code: number) {
-    if (code !== 1005 || this._x !== null) this._extras().peerCode = code;
-  }
-  /** @ignore Reason of the received close frame. */
-  get _peerReason(): string {
-    return this._x?.peerReason ?? "";
-  }
-  /** @ignore */
-  set _peerReason(reason: string) {
-    if (reason !== "" || this._x !== null) this._extras().peerReason = reason;
-  }
-  /** @ignore Why we are failing the connection, reported to `closed()`. */
-  get _failReason(): string {
-    return this._x?.failReason ?? "";
-  }
-  /** @ignore */
-  set _failReason(reason: string) {
-    if (reason !== "" || this._x !== null) this._extras().failReason = reason;
-  }
-  /** @ignore Coarse-clock deadline of the closing handshake (0: none). */
-  get _deadline(): number {
-    return this._x?.deadline ?? 0;
-  }
-  /** @ignore */
-  set _deadline(t: number) {
-    if (t !== 0 || this._x !== null) this._extras().deadline = t;
-  }
-  /** @ignore Topics this connection is subscribed to. */
-  get _topics(): Set<string> | null {
-    return this._x?.topics ?? null;
-  }
-  /** @ignore */
-  set _topics(topics: Set<string> | null) {
-    if (topics !== null || this._x !== null) this._extras().topics = topics;
-  }
-  /** @ignore Messages dropped by the "drop" backpressure policy. */
-  get _dropped(): number {
-    return this._x?.dropped ?? 0;
-  }
-  /** @ignore */
-  set _dropped(n: number) {
-    if (n !== 0 || this._x !== null) this._extras().dropped = n;
-  }
-  /** @ignore Chosen subprotocol. */
-  get _protocol(): string {
-    return this._x?.protocol ?? "";
-  }
-  /** @ignore */
-  set _protocol(p: string) {
-    if (p !== "" || this._x !== null) this._extras().protocol = p;
-  }
-  /** @ignore Handlers of the manager that ran this connection (kept for `closed()`). */
-  get _lastHandlers(): WebSocketHandlers<T> | null {
-    return this._x?.lastHandlers ?? null;
-  }
-  /** @ignore */
-  set _lastHandlers(h: WebSocketHandlers<T> | null) {
-    if (h !== null || this._x !== null) this._extras().lastHandlers = h;
-  }
-  /** @ignore Handlers of this connection alone (`connect({ handlers })`); null: the manager's. */
-  get _ownHandlers(): WebSocketHandlers<T> | null {
-    return this._x?.ownHandlers ?? null;
-  }
-  /** @ignore */
-  set _ownHandlers(h: WebSocketHandlers<T> | null) {
-    if (h !== null || this._x !== null) this._extras().ownHandlers = h;
-  }
-  /** @ignore The manager that ran this connection, while `closed()` runs. */
-  get _lastManager(): WebSocketManager | null {
-    return this._x?.lastManager ?? null;
-  }
-  /** @ignore */
-  set _lastManager(m: WebSocketManager | null) {
-    if (m !== null || this._x !== null) this._extras().lastManager = m;
-  }
-
-  get #events(): EventState | null {
-    return this._x?.events ?? null;
-  }
-  set #events(ev: EventState | null) {
-    if (ev !== null || this._x !== null) this._extras().events = ev;
+  #state(): LocalState<T> {
+    return this.#local ??= new LocalState<T>();
   }
 
   /** `readyState` of a connecting socket. */
@@ -375,53 +241,68 @@ export class WebSocket<T = unknown> {
 
   /** CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3). */
   get readyState(): ReadyState {
-    return this._state;
+    return this.#conn?.state ?? CONNECTING;
   }
 
   /** `"server"` for accepted connections, `"client"` for ones opened with `connect()`. */
   get role(): Role {
-    return this._role;
+    return this.#conn?.role ?? "server";
+  }
+
+  /** How binary messages are delivered to hooks, handlers and events. */
+  get binaryType(): BinaryType {
+    return this.#local?.arrayBuffer ? "arraybuffer" : "uint8array";
+  }
+  /** Sets how binary messages are delivered. */
+  set binaryType(type: BinaryType) {
+    if (type === "arraybuffer" || this.#local !== null) {
+      this.#state().arrayBuffer = type === "arraybuffer";
+    }
   }
 
   /** The subprotocol chosen in the handshake, or `""`. */
   get protocol(): string {
-    return this._protocol;
+    return this.#conn?.protocol ?? "";
   }
 
-  /** Always `""`: no extension is negotiated (permessage-deflate is declined). */
+  /** The extensions negotiated in the handshake (as in `Sec-WebSocket-Extensions`), or `""`. */
   get extensions(): string {
-    return "";
+    return this.#conn?.extensions ?? "";
   }
 
   /** Server side: the request target (`/chat?room=1`). Client side: the URL connected to. */
   get url(): string {
-    return this._url;
+    return this.#conn?.url ?? "";
   }
 
   /** Address of the peer, or null when unknown. */
   get remoteAddress(): NetAddr | null {
-    if (this._remoteHost === "") return null;
-    return { transport: "tcp", hostname: this._remoteHost, port: this._remotePort };
+    const conn = this.#conn;
+    if (conn === null || conn.remoteHost === "") return null;
+    return { transport: "tcp", hostname: conn.remoteHost, port: conn.remotePort };
   }
 
   /** Bytes queued by `send()` and friends that the kernel has not accepted yet. */
   get bufferedAmount(): number {
-    return this._qBytes + (this._re - this._rs);
+    const conn = this.#conn;
+    return conn === null ? 0 : bufferedBytes(conn);
   }
 
   /** Messages not queued because of the `"drop"` backpressure policy. */
   get droppedMessages(): number {
-    return this._dropped;
+    return this.#conn?.dropped ?? 0;
   }
 
-  /** The manager running this connection, or null once it is closed. */
-  get manager(): WebSocketManager | null {
-    return this._m;
+  /** The manager running this connection, or null once it is closed or removed. */
+  get manager(): WebSocketHost<T> | null {
+    // A connection's host belongs to a WebSocketManager, which implements WebSocketHost.
+    return (this.#conn?.host?.owner ?? null) as WebSocketHost<T> | null;
   }
 
   /** Topics this connection is subscribed to. */
   get topics(): string[] {
-    return this._topics === null ? [] : [...this._topics];
+    const topics = this.#conn?.topics ?? null;
+    return topics === null ? [] : [...topics];
   }
 
   // ---------------------------------------------------------------- sending
@@ -435,19 +316,17 @@ export class WebSocket<T = unknown> {
    * @throws {InvalidStateError} while still connecting.
    */
   send(data: string | ArrayBufferView | ArrayBuffer, binary?: boolean): boolean {
-    if (this._state !== OPEN) {
-      if (this._state === CONNECTING) throw new InvalidStateError("the WebSocket is connecting");
-      return false;
+    const conn = this.#conn;
+    if (conn === null || conn.state === CONNECTING) {
+      throw new InvalidStateError("the WebSocket is connecting");
     }
-    const m = this._m;
-    // Detached with WebSocketManager.remove(): nothing writes this socket until adopted.
-    if (m === null) return false;
+    let result;
     if (typeof data === "string") {
-      return binary === true
-        ? m._sendData(this, utf8.encode(data), true)
-        : m._sendData(this, data, false);
+      result = binary === true ? conn.send(utf8.encode(data), true) : conn.send(data, false);
+    } else {
+      result = conn.send(toBytes(data), binary !== false);
     }
-    return m._sendData(this, toBytes(data), binary !== false);
+    return result === "sent" || result === "backpressure";
   }
 
   /**
@@ -455,14 +334,12 @@ export class WebSocket<T = unknown> {
    * {@link WebSocket.ponged}.
    */
   ping(payload: string | Uint8Array = EMPTY): boolean {
-    if (this._state !== OPEN || this._m === null) return false;
-    return this._m._sendControl(this, 0x9, payload);
+    return this.#conn?.sendControl(OPCODE_PING, payload) ?? false;
   }
 
   /** Sends an unsolicited pong (a one-way heartbeat). */
   pong(payload: string | Uint8Array = EMPTY): boolean {
-    if (this._state !== OPEN || this._m === null) return false;
-    return this._m._sendControl(this, 0xa, payload);
+    return this.#conn?.sendControl(OPCODE_PONG, payload) ?? false;
   }
 
   /**
@@ -475,120 +352,100 @@ export class WebSocket<T = unknown> {
    * @throws {InvalidStateError} when detached from its manager (`remove()`, not yet adopted).
    */
   close(code = 1000, reason = ""): void {
-    if (this._state === CLOSING || this._state === CLOSED) return;
+    const conn = this.#conn;
+    const state = conn?.state ?? CONNECTING;
+    if (state === CLOSING || state === CLOSED) return;
     assertSendableCloseCode(code);
-    if (this._state === CONNECTING) {
-      this._failReason = "closed while connecting";
-      this.terminate();
+    if (conn === null) return;
+    if (state === CONNECTING) {
+      conn.failReason = "closed while connecting";
+      conn.terminate();
       return;
     }
-    if (this._m === null) {
+    if (!conn.close(code, reason)) {
       throw new InvalidStateError("the WebSocket is not attached to a manager; adopt() it first");
     }
-    this._m._sendClose(this, code, reason);
   }
 
   /** Drops the connection now, without a close frame. Idempotent. */
   terminate(): void {
-    if (this._state === CLOSED) return;
-    this._finish(1006, this._failReason);
+    this.#conn?.terminate();
   }
 
   // ---------------------------------------------------------------- topics
 
-  /** Subscribes this connection to `topic` (see {@link WebSocketManager.publish}). */
+  /** Subscribes this connection to `topic` (see `WebSocketManager.publish`). */
   subscribe(topic: string): void {
-    this._m?.subscribe(this, topic);
+    const conn = this.#conn;
+    conn?.host?.subscribe(conn, topic);
   }
 
   /** Unsubscribes this connection from `topic`. */
   unsubscribe(topic: string): void {
-    this._m?.unsubscribe(this, topic);
+    const conn = this.#conn;
+    conn?.host?.unsubscribe(conn, topic);
   }
 
   /** True when subscribed to `topic`. */
   isSubscribed(topic: string): boolean {
-    return this._topics !== null && this._topics.has(topic);
+    return this.#conn?.topics?.has(topic) ?? false;
   }
 
   /** Publishes to every subscriber of `topic` except this connection. */
   publish(topic: string, data: string | ArrayBufferView | ArrayBuffer, binary?: boolean): number {
-    return this._m?.publish(topic, data, { binary, except: this }) ?? 0;
+    const conn = this.#conn;
+    const host = conn?.host ?? null;
+    if (host === null) return 0;
+    if (typeof data === "string") {
+      return binary === true
+        ? host.publish(topic, utf8.encode(data), true, conn, true)
+        : host.publish(topic, data, false, conn, true);
+    }
+    return host.publish(topic, toBytes(data), binary !== false, conn, true);
   }
 
   // ---------------------------------------------------------------- ws4py lifecycle
 
   /**
    * Reads what is available on the socket, parses it and dispatches what it completes.
-   * The manager calls it when the descriptor is readable.
+   * The manager does this when the descriptor is readable.
    *
-   * @returns false once the connection is finished (the manager then drops it).
+   * @returns false once the connection is finished.
    */
   once(): boolean {
-    const m = this._m;
-    if (m === null || this._state === CLOSED) return false;
-    const buf = m._readBuf;
-    const size = buf.length;
-    for (let round = 0; round < 16; round++) {
-      const n = recvInto(this.fd, buf, m._readLen);
-      if (n > 0) {
-        this._lastSeen = m._clock;
-        this._pingOutstanding = false;
-        m.stats.bytesIn += n;
-        // After a close frame (received, or sent because the peer broke the protocol)
-        // nothing more is parsed; reading goes on only to see the peer close.
-        if (!this._closeWhenFlushed) {
-          m._parse(this, buf, 0, n);
-          if ((this._state as number) === CLOSED) return false;
-        }
-        if (n < size) return true;
-        continue;
-      }
-      if (n === WOULD_BLOCK) return true;
-      if (n === 0) {
-        // End of stream: clean only when both close frames went through.
-        if (this._closeSent && this._closeReceived) this._finish(this._peerCode, this._peerReason);
-        else this._finish(1006, this._failReason);
-        return false;
-      }
-      if (n === IO_FAILED) {
-        this._finish(1006, this._failReason);
-        return false;
-      }
-    }
-    return (this._state as number) !== CLOSED;
+    return this.#conn?.read() ?? false;
   }
 
   /** Hook: the connection is open. Default: calls the `open` handler and dispatches `open`. */
   opened(): void {
-    this._h()?.open?.(this);
-    if (this.#events !== null) this.#emit(new Event("open"), this.#events.onopen);
+    this.#handlers()?.open?.(this);
+    const local = this.#local;
+    if (local !== null) this.#emit(new Event("open"), local.onopen);
   }
 
   /** Hook: a complete message arrived. Default: `message` handler and `message` event. */
   receivedMessage(data: string | Uint8Array): void {
-    const out = typeof data === "string" || this.binaryType === "uint8array"
+    const local = this.#local;
+    const out = typeof data === "string" || local === null || !local.arrayBuffer
       ? data
       : exactBuffer(data);
-    this._h()?.message?.(this, out);
-    if (this.#events !== null) {
-      this.#emit(new MessageEvent("message", { data: out }), this.#events.onmessage);
-    }
+    this.#handlers()?.message?.(this, out);
+    if (local !== null) this.#emit(new MessageEvent("message", { data: out }), local.onmessage);
   }
 
   /** Hook: a pong arrived. Default: the `pong` handler. */
   ponged(payload: Uint8Array): void {
-    this._h()?.pong?.(this, payload);
+    this.#handlers()?.pong?.(this, payload);
   }
 
   /** Hook: a ping arrived (the pong reply is already queued). Default: the `ping` handler. */
   pinged(payload: Uint8Array): void {
-    this._h()?.ping?.(this, payload);
+    this.#handlers()?.ping?.(this, payload);
   }
 
   /** Hook: everything queued was written after the socket had been full. */
   drained(): void {
-    this._h()?.drain?.(this);
+    this.#handlers()?.drain?.(this);
   }
 
   /**
@@ -596,13 +453,12 @@ export class WebSocket<T = unknown> {
    * 1005 when its close frame had none, 1006 when no close frame was received.
    */
   closed(code: number, reason: string): void {
-    const handlers = this._lastHandlers;
-    handlers?.close?.(this, code, reason);
-    if (this.#events !== null) {
-      this.#emit(
-        new CloseEvent("close", { code, reason, wasClean: this._closeSent && this._closeReceived }),
-        this.#events.onclose,
-      );
+    this.#handlers()?.close?.(this, code, reason);
+    const local = this.#local;
+    if (local !== null) {
+      const conn = this.#conn;
+      const wasClean = conn !== null && conn.closeSent && conn.closeReceived;
+      this.#emit(new CloseEvent("close", { code, reason, wasClean }), local.onclose);
     }
   }
 
@@ -623,7 +479,7 @@ export class WebSocket<T = unknown> {
     const once = typeof options === "object" && options.once === true;
     const signal = typeof options === "object" ? options.signal : undefined;
     if (signal?.aborted) return;
-    const map = this.#eventState().listeners;
+    const map = this.#state().listeners;
     let list = map.get(type);
     if (list === undefined) {
       list = [];
@@ -644,7 +500,7 @@ export class WebSocket<T = unknown> {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    const list = this.#events?.listeners.get(type);
+    const list = this.#local?.listeners.get(type);
     if (list === undefined || listener === null) return;
     const capture = typeof options === "boolean" ? options : options?.capture === true;
     const i = list.findIndex((e) => e.fn === listener && e.capture === capture);
@@ -655,57 +511,72 @@ export class WebSocket<T = unknown> {
 
   /** Dispatches an event to this connection's listeners; false when one called `preventDefault()`. */
   dispatchEvent(event: Event): boolean {
-    if (this.#events !== null) this.#emit(event, null);
+    if (this.#local !== null) this.#emit(event, null);
     return !event.defaultPrevented;
   }
 
   /** `open` event handler property. */
   get onopen(): ((ev: Event) => void) | null {
-    return this.#events?.onopen ?? null;
+    return this.#local?.onopen ?? null;
   }
   set onopen(fn: ((ev: Event) => void) | null) {
-    this.#eventState().onopen = fn;
+    this.#state().onopen = fn;
   }
   /** `message` event handler property. */
   get onmessage(): ((ev: MessageEvent) => void) | null {
-    return this.#events?.onmessage ?? null;
+    return this.#local?.onmessage ?? null;
   }
   set onmessage(fn: ((ev: MessageEvent) => void) | null) {
-    this.#eventState().onmessage = fn;
+    this.#state().onmessage = fn;
   }
   /** `close` event handler property. */
   get onclose(): ((ev: CloseEvent) => void) | null {
-    return this.#events?.onclose ?? null;
+    return this.#local?.onclose ?? null;
   }
   set onclose(fn: ((ev: CloseEvent) => void) | null) {
-    this.#eventState().onclose = fn;
+    this.#state().onclose = fn;
   }
   /** `error` event handler property. */
   get onerror(): ((ev: Event) => void) | null {
-    return this.#events?.onerror ?? null;
+    return this.#local?.onerror ?? null;
   }
   set onerror(fn: ((ev: Event) => void) | null) {
-    this.#eventState().onerror = fn;
+    this.#state().onerror = fn;
   }
 
-  /** @ignore Dispatches an `error` event; true when someone listened. */
-  _emitError(error: unknown): boolean {
-    const ev = this.#events;
-    if (ev === null) return false;
-    const message = error instanceof Error ? error.message : String(error);
-    const listened = ev.onerror !== null || (ev.listeners.get("error")?.length ?? 0) > 0;
-    if (listened) this.#emit(new ErrorEvent("error", { error, message }), ev.onerror);
-    return listened;
+  /** The handlers that see this connection's moments: its own, else its manager's. */
+  #handlers(): WebSocketHandlers<T> | null {
+    const own = this.#local?.handlers ?? null;
+    if (own !== null) return own;
+    const owner = (this.#conn?.lastHost?.owner ?? null) as WebSocketHost<T> | null;
+    return owner?.handlers ?? null;
   }
 
-  #eventState(): EventState {
-    if (this.#events === null) this.#events = new EventState();
-    return this.#events;
+  /** An exception of a callback: the `error` handler, then `error` listeners. */
+  #dispatchError(error: unknown): boolean {
+    let handled = false;
+    const hook = this.#handlers()?.error;
+    if (hook !== undefined) {
+      try {
+        hook(this, error);
+        handled = true;
+      } catch (inner) {
+        console.error("fdws: the error handler threw:", inner);
+      }
+    }
+    const local = this.#local;
+    if (local === null) return handled;
+    const listened = local.onerror !== null || (local.listeners.get("error")?.length ?? 0) > 0;
+    if (listened) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#emit(new ErrorEvent("error", { error, message }), local.onerror);
+    }
+    return handled || listened;
   }
 
   /** Runs the `on*` handler, then the listeners, each guarded; `target` is this object. */
   #emit<E extends Event>(event: E, handler: ((ev: E) => void) | null): void {
-    const ev = this.#events!;
+    const local = this.#local!;
     Object.defineProperty(event, "target", { value: this, configurable: true });
     Object.defineProperty(event, "currentTarget", { value: this, configurable: true });
     if (handler !== null) {
@@ -715,7 +586,7 @@ export class WebSocket<T = unknown> {
         this.#listenerThrew(err, event.type);
       }
     }
-    const list = ev.listeners.get(event.type);
+    const list = local.listeners.get(event.type);
     if (list === undefined || list.length === 0) return;
     for (const entry of list.length === 1 ? [list[0]] : list.slice()) {
       if (entry.removed) continue;
@@ -733,113 +604,38 @@ export class WebSocket<T = unknown> {
   }
 
   #listenerThrew(err: unknown, type: string): void {
-    const m = this._m ?? this._lastManager;
+    const conn = this.#conn;
+    const host = conn?.lastHost ?? null;
     // An `error` listener that throws is not reported as an error again (no recursion).
-    if (m !== null && type !== "error") m._reportError(err, this);
+    if (conn !== null && host !== null && type !== "error") host.reportError(err, conn);
     else console.error(`fdws: a WebSocket ${type} listener threw:`, err);
   }
+}
 
-  // ---------------------------------------------------------------- protocol reactions
+/**
+ * Links a WebSocket to the connection it presents (the server and the client do this
+ * once, before the connection opens).
+ */
+export function bindConnection<T>(ws: WebSocket<T>, conn: Connection<WebSocket<T>>): void {
+  bind(ws, conn);
+}
 
-  /** @ignore The handlers that see this connection's moments. */
-  _h(): WebSocketHandlers<T> | null {
-    return this._ownHandlers ?? (this._m?._handlers as WebSocketHandlers<T> | undefined) ?? null;
-  }
+/** The connection of `ws`, or null before it was opened. */
+export function connectionOf<T>(ws: WebSocket<T>): Connection<WebSocket<T>> | null {
+  return connOf(ws);
+}
 
-  /** @ignore A complete message arrived. */
-  _onMessage(data: string | Uint8Array): void {
-    const m = this._m!;
-    m.stats.messagesIn++;
-    try {
-      this.receivedMessage(data);
-    } catch (err) {
-      m._reportError(err, this);
-    }
-  }
+/** Gives `ws` handler functions of its own, in place of its manager's. */
+export function setOwnHandlers<T>(ws: WebSocket<T>, handlers: WebSocketHandlers<T>): void {
+  ownHandlers(ws, handlers);
+}
 
-  /** @ignore A ping arrived: answer it (one pong per ping), then tell the application. */
-  _onPing(payload: Uint8Array): void {
-    const m = this._m!;
-    if (!this._closeSent) m._sendControl(this, 0xa, payload);
-    try {
-      this.pinged(payload);
-    } catch (err) {
-      m._reportError(err, this);
-    }
-  }
-
-  /** @ignore A pong arrived. */
-  _onPong(payload: Uint8Array): void {
-    const m = this._m!;
-    try {
-      this.ponged(payload);
-    } catch (err) {
-      m._reportError(err, this);
-    }
-  }
-
-  /** @ignore A valid close frame arrived. */
-  _onClose(code: number, reason: string): void {
-    this._closeReceived = true;
-    this._peerCode = code;
-    this._peerReason = reason;
-    const m = this._m!;
-    if (!this._closeSent) {
-      // Echo the code (none when the peer sent none) and finish once it is written.
-      m._sendClose(this, code === 1005 ? 0 : code, "");
-    }
-    this._state = CLOSING;
-    this._closeWhenFlushed = true;
-    m._closeIfFlushed(this);
-  }
-
-  /** @ignore The peer broke the protocol: send `code` and drop the connection. */
-  _onFail(code: number, reason: string): void {
-    this._failReason = reason;
-    const m = this._m!;
-    m.stats.protocolErrors++;
-    if (!this._closeSent) m._sendClose(this, code, reason.length <= 40 ? reason : "");
-    this._state = CLOSING;
-    this._closeWhenFlushed = true;
-    m._closeIfFlushed(this);
-  }
-
-  /** @ignore Releases everything and runs `closed()` once. */
-  _finish(code: number, reason: string): void {
-    if (this._state === CLOSED) return;
-    this._state = CLOSED;
-    const m = this._m;
-    this._lastHandlers = this._ownHandlers ?? (m?._handlers as WebSocketHandlers<T> | undefined) ??
-      null;
-    this._lastManager = m;
-    this._parser?.reset();
-    this._parser = null;
-    if (m !== null) {
-      m._detach(this, code);
-    } else if (this.fd >= 0) {
-      // Detached (removed and never adopted): the descriptor is still ours to close.
-      closeFd(this.fd);
-      this.fd = -1;
-    }
-    this._m = null;
-    try {
-      this.closed(code, reason);
-    } catch (err) {
-      if (m !== null) m._reportError(err, this);
-      else console.error(err);
-    }
-    this._lastHandlers = null;
-    this._lastManager = null;
-  }
-
-  /** @ignore Attaches an accepted/connected descriptor; the manager calls it from `add`. */
-  _attach(m: WebSocketManager, fd: number, role: Role): void {
-    this.fd = fd;
-    this._m = m;
-    this._role = role;
-    this._state = OPEN;
-    this._lastSeen = m._clock;
-  }
+/**
+ * Reports an exception of a callback to `ws`'s `error` handler and listeners.
+ * @returns false when nobody took it (the caller logs it).
+ */
+export function reportToWebSocket<T>(ws: WebSocket<T>, error: unknown): boolean {
+  return dispatchError(ws, error);
 }
 
 function toBytes(data: ArrayBufferView | ArrayBuffer): Uint8Array {
@@ -854,5 +650,5 @@ function exactBuffer(data: Uint8Array): ArrayBuffer {
   const buf = data.buffer as ArrayBuffer;
   return data.byteOffset === 0 && data.byteLength === buf.byteLength
     ? buf
-    : buf.slice(data.byteOffset, data.byteOffset + data.byteLength);
+    : buf.slice(data.byteOffset, data.byteLength + data.byteOffset);
 }

@@ -60,6 +60,8 @@ export function clampTimeout(ms: number): number {
  *   // addWatch, changeWatch, dropWatch ...
  * }
  * ```
+ *
+ * @internal
  */
 export abstract class BasePoller implements Poller {
   /** The mechanism. */

@@ -21,7 +21,7 @@
 import { FdwsError } from "../../errors.ts";
 import { isValidReceivedCloseCode } from "./close_codes.ts";
 import { applyMask } from "./mask.ts";
-import { OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING, OPCODE_TEXT } from "./opcodes.ts";
+import { OPCODE_CLOSE, OPCODE_PING, OPCODE_TEXT } from "./opcodes.ts";
 
 /**
  * Receives what a {@linkcode FrameParser} finds, synchronously from within `push`.

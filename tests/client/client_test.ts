@@ -11,9 +11,10 @@ import assert from "node:assert/strict";
 // @ts-types="npm:@types/ws@8"
 // deno-lint-ignore no-import-prefix
 import { type RawData, type WebSocket as NodeWebSocket, WebSocketServer } from "npm:ws@8";
-import { connect, ConnectError, type ConnectOptions } from "../../client/connect.ts";
+import { connect, type ConnectOptions } from "../../client/connect.ts";
+import { ConnectError } from "../../client/errors.ts";
 import { WebSocketManager } from "../../core/manager.ts";
-import { serve, type Server } from "../../server/server.ts";
+import { serve, type Server } from "../../server/serve.ts";
 import { HandshakeError } from "../../protocol/http/handshake_error.ts";
 import type { PollerKind } from "../../poller/poller.ts";
 import { WebSocket } from "../../core/websocket.ts";

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { serve, WebSocket } from "../../mod.ts";
 import { libc } from "../../ffi/libc.ts";
 import { ARENA_FRAME_LIMIT, Outbox, type OutboxConnection } from "../../core/outbox.ts";
+import { plainTransport } from "../../transport/plain.ts";
 import {
   delay,
   indexOfHeadEnd,
@@ -41,17 +42,18 @@ Deno.test("outbox: a callback that refills the arena during an early flush gets 
   // A pipe is not a socket: send() on it fails (ENOTSOCK), which runs the `failed` callback.
   const fds = new Int32Array(2);
   assert.equal(libc().sym.pipe(fds), 0);
-  type Conn = OutboxConnection & { fd: number };
+  type Conn = OutboxConnection;
   const conn = (fd: number): Conn => ({
     fd,
-    _rs: 0,
-    _re: 0,
-    _q: null,
-    _qHead: 0,
-    _qBytes: 0,
-    _dirty: false,
-    _blocked: false,
-    _partial: false,
+    transport: plainTransport,
+    rs: 0,
+    re: 0,
+    q: null,
+    qHead: 0,
+    qBytes: 0,
+    dirty: false,
+    blocked: false,
+    partial: false,
   });
   const victim = conn(fds[1]);
   const other = conn(fds[1]);

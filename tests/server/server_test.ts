@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { serve, type ServeOptions, type Server } from "../../server/server.ts";
+import { serve, type ServeOptions, type Server } from "../../server/serve.ts";
 import type { WebSocket } from "../../core/websocket.ts";
 import type { PollerKind } from "../../poller/poller.ts";
 import { concat } from "../fixtures/bytes.ts";

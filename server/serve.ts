@@ -1,18 +1,24 @@
 /**
  * The WebSocket server: a listening socket and its pending handshakes on the same poller
- * as the connections of a {@link WebSocketManager}, with a `serve()` shaped like
- * `Deno.serve` and `Bun.serve`.
+ * as the connections of a `WebSocketManager`, with a `serve()` shaped like `Deno.serve`
+ * and `Bun.serve`.
  *
  * @module
  */
 
-import { FdwsError } from "../errors.ts";
-import { SyscallError } from "../ffi/errno.ts";
-import { WebSocketManager } from "../core/manager.ts";
-import type { ManagerOptions, PollTarget, WebSocketHandlers } from "../core/manager.ts";
-import { IO_FAILED, recvInto, sendFrom, WOULD_BLOCK } from "../net/io.ts";
-import { closeFd, listenTcp, type NetAddr, shutdownFd, type TcpListener } from "../net/tcp.ts";
-import { Interest, Ready } from "../poller/poller.ts";
+import { Connection } from "../core/connection.ts";
+import type { IoLoop } from "../core/io_loop.ts";
+import {
+  attachConnection,
+  loopOf,
+  type ManagerOptions,
+  WebSocketManager,
+} from "../core/manager.ts";
+import { bindConnection, WebSocket, type WebSocketHandlers } from "../core/websocket.ts";
+import { recvInto, sendFrom } from "../net/io.ts";
+import { closeFd, listenTcp, type NetAddr, shutdownFd } from "../net/tcp.ts";
+import { Interest } from "../poller/poller.ts";
+import { DEFAULT_MAX_HEADER_BYTES } from "../protocol/http/head.ts";
 import {
   buildErrorResponse,
   buildUpgradeResponse,
@@ -27,7 +33,10 @@ import {
   type ParsedRequest,
   toRequest,
 } from "../protocol/http/request.ts";
-import { WebSocket } from "../core/websocket.ts";
+import { plainTransport } from "../transport/plain.ts";
+import type { Transport } from "../transport/transport.ts";
+import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
+import { ListenerTarget } from "./listener.ts";
 
 /** What a `fetch` handler may return. */
 export type FetchResult = Response | undefined | void;
@@ -50,7 +59,10 @@ export interface ServeOptions<T = unknown> extends ManagerOptions<T> {
   maxHeaderBytes?: number;
   /** Largest request body read for `fetch` (Content-Length); larger get 413. Default 1 MiB. */
   maxBodySize?: number;
-  /** Time a client has to complete its request (ms); then 408. Default 10,000. */
+  /**
+   * Time a client has to complete its request (ms), then 408; also the time a `fetch`
+   * handler has to answer or upgrade, then 503. Default 10,000.
+   */
   handshakeTimeout?: number;
   /**
    * Sees every HTTP request as a WHATWG `Request`: returns a `Response`, or calls
@@ -92,214 +104,26 @@ export interface ServerStats {
   droppedAtLimit: number;
 }
 
-const LINGER_MS = 2_000;
-const ACCEPT_PAUSE_MS = 100;
-/** Reads per readiness event: a peer that sends without pause cannot hold the loop. */
-const READ_ROUNDS = 16;
-
-type Phase = "reading" | "body" | "handler" | "writing" | "lingering" | "done";
-
 /** Pending upgrade state attached to the `Request` given to `fetch`. */
 interface UpgradeTicket<T> {
-  conn: HttpConnection<T>;
   key: string;
   offered: string[];
   chosen: UpgradeOptions<T> | null;
-}
-
-/** One accepted TCP connection until it becomes a WebSocket or gets its HTTP answer. */
-class HttpConnection<T> implements PollTarget {
-  readonly fd: number;
-  readonly server: Server<T>;
-  readonly host: string;
-  readonly port: number;
-  parser: HttpRequestParser | null;
-  phase: Phase = "reading";
-  deadline: number;
-  out: Uint8Array | null = null;
-  request: ParsedRequest | null = null;
-  leftover: Uint8Array | null = null;
-  body: Uint8Array | null = null;
-  bodyFill = 0;
-
-  constructor(server: Server<T>, fd: number, host: string, port: number, now: number) {
-    this.server = server;
-    this.fd = fd;
-    this.host = host;
-    this.port = port;
-    this.parser = new HttpRequestParser({ maxHeaderBytes: server._maxHeaderBytes });
-    this.deadline = now + server._handshakeTimeout;
-  }
-
-  onReady(ready: number): void {
-    if (this.phase === "writing" && ready & Ready.WRITABLE) this.#writeOut();
-    if (ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR)) this.#read();
-  }
-
-  nextTimer(): number {
-    return this.deadline;
-  }
-
-  onTimer(now: number): void {
-    if (now < this.deadline) return;
-    if (this.phase === "reading" || this.phase === "body") {
-      this.respond(buildErrorResponse(408, { body: "request timeout" }), 408);
-    } else if (this.phase === "writing" || this.phase === "lingering") {
-      this.close();
-    }
-  }
-
-  #read(): void {
-    const m = this.server.manager;
-    const buf = m._readBuf;
-    // Bounded: the poller is level-triggered and reports what is left on the next tick.
-    for (let round = 0; round < READ_ROUNDS; round++) {
-      const n = recvInto(this.fd, buf, m._readLen);
-      if (n === WOULD_BLOCK) return;
-      if (n === 0 || n === IO_FAILED) {
-        // The client went away (or finished sending after our answer).
-        this.close();
-        return;
-      }
-      if (this.phase === "reading") this.#parse(buf, n);
-      else if (this.phase === "body") this.#fillBody(buf, 0, n);
-      // In "lingering", input is read and dropped until the client closes.
-      if (this.phase === "done" || this.phase === "handler" || this.phase === "writing") return;
-    }
-  }
-
-  #parse(buf: Uint8Array, n: number): void {
-    const r = this.parser!.push(buf, 0, n);
-    if (r.kind === "incomplete") return;
-    if (r.kind === "error") {
-      this.respond(buildErrorResponse(r.status, { body: r.message }), r.status);
-      return;
-    }
-    this.parser = null;
-    this.request = r.request;
-    const rest = n - r.consumed;
-    this.leftover = rest > 0 ? buf.slice(r.consumed, n) : null;
-    this.server._onRequest(this, r.request);
-  }
-
-  /** Starts reading a Content-Length body of `length` bytes for the fetch handler. */
-  readBody(length: number): void {
-    this.body = new Uint8Array(length);
-    this.bodyFill = 0;
-    this.phase = "body";
-    const early = this.leftover;
-    this.leftover = null;
-    if (early !== null) this.#fillBody(early, 0, early.length);
-  }
-
-  #fillBody(buf: Uint8Array, start: number, end: number): void {
-    const body = this.body!;
-    const take = Math.min(end - start, body.length - this.bodyFill);
-    body.set(buf.subarray(start, start + take), this.bodyFill);
-    this.bodyFill += take;
-    if (this.bodyFill === body.length) {
-      this.phase = "handler";
-      this.server.manager._modifyTarget(this, 0);
-      this.server._runFetch(this, this.request!, body);
-    }
-  }
-
-  /** Sends an HTTP answer, then closes gracefully. */
-  respond(bytes: Uint8Array, status: number): void {
-    if (this.phase === "done") return;
-    const stats = this.server.stats.responses;
-    stats[status] = (stats[status] ?? 0) + 1;
-    this.out = bytes;
-    this.phase = "writing";
-    this.deadline = this.server.manager._now() + LINGER_MS;
-    this.server.manager._timersChanged();
-    this.#writeOut();
-  }
-
-  #writeOut(): void {
-    const out = this.out!;
-    const n = sendFrom(this.fd, out, out.length);
-    if (n === IO_FAILED) {
-      this.close();
-      return;
-    }
-    if (n !== out.length) {
-      this.out = out.subarray(n > 0 ? n : 0);
-      this.server.manager._modifyTarget(this, Interest.WRITABLE);
-      return;
-    }
-    this.out = null;
-    // Lingering close (as nginx does): send FIN, then read and drop what the client still
-    // sends until it closes, so a close with unread input does not reset the connection
-    // and destroy the answer before the client has read it.
-    shutdownFd(this.fd, "write");
-    this.phase = "lingering";
-    this.deadline = this.server.manager._now() + LINGER_MS;
-    this.server.manager._modifyTarget(this, Interest.READABLE);
-  }
-
-  close(): void {
-    if (this.phase === "done") return;
-    this.phase = "done";
-    this.server._forget(this);
-    closeFd(this.fd);
-  }
-}
-
-/** The listening socket as a poll target. */
-class ListenerTarget<T> implements PollTarget {
-  readonly fd: number;
-  readonly server: Server<T>;
-  readonly listener: TcpListener;
-  pausedUntil = 0;
-
-  constructor(server: Server<T>, listener: TcpListener) {
-    this.server = server;
-    this.listener = listener;
-    this.fd = listener.fd;
-  }
-
-  onReady(): void {
-    const server = this.server;
-    const listener = this.listener;
-    for (;;) {
-      let fd: number;
-      try {
-        fd = listener.accept();
-      } catch (err) {
-        // Out of descriptors with no spare, or of kernel memory: stop polling the listener
-        // for a moment instead of spinning on a readiness we cannot serve.
-        if (!(err instanceof SyscallError)) throw err;
-        this.pausedUntil = server.manager._clock + ACCEPT_PAUSE_MS;
-        server.manager._modifyTarget(this, 0);
-        return;
-      }
-      if (fd < 0) break;
-      server._onAccept(fd, listener.peer.hostname, listener.peer.port);
-    }
-    server.stats.droppedAtLimit = listener.droppedAtLimit;
-  }
-
-  nextTimer(): number {
-    return this.pausedUntil === 0 ? Infinity : this.pausedUntil;
-  }
-
-  onTimer(now: number): void {
-    if (this.pausedUntil !== 0 && now >= this.pausedUntil) {
-      this.pausedUntil = 0;
-      this.server.manager._modifyTarget(this, Interest.READABLE);
-    }
-  }
-
-  close(): void {
-    this.listener.close();
-  }
 }
 
 /**
  * A running server. Created by {@link serve}.
  *
  * @typeParam T Type of `ws.data`.
+ *
+ * @example Count what the server answered
+ * ```ts
+ * import { serve } from "./serve.ts";
+ *
+ * const server = serve({ hostname: "127.0.0.1", port: 0 });
+ * console.log(server.stats.accepted); // 0
+ * await server.shutdown();
+ * ```
  */
 export class Server<T = unknown> {
   /** The manager running this server's connections. */
@@ -311,28 +135,28 @@ export class Server<T = unknown> {
   /** Resolves when the server has shut down. */
   readonly finished: Promise<void>;
 
-  /** @ignore */
-  readonly _maxHeaderBytes: number;
-  /** @ignore */
-  readonly _handshakeTimeout: number;
+  readonly #loop: IoLoop;
   readonly #maxBody: number;
   readonly #maxConnections: number;
   readonly #fetch: ServeOptions<T>["fetch"];
   readonly #wsClass: new () => WebSocket<T>;
-  readonly #listener: ListenerTarget<T>;
-  readonly #pending = new Set<HttpConnection<T>>();
+  readonly #listener: ListenerTarget;
+  readonly #pending = new Set<HttpConnection>();
   readonly #tickets = new WeakMap<Request, UpgradeTicket<T>>();
   readonly #finished = Promise.withResolvers<void>();
+  readonly #owner: HttpConnectionOwner;
   #shuttingDown: Promise<void> | null = null;
   #signalHandler: (() => void) | null = null;
   #unwatchedReported = false;
 
-  /** @ignore Use {@link serve}. */
+  /**
+   * Use {@link serve}.
+   * @param options See {@link ServeOptions}.
+   */
   constructor(options: ServeOptions<T>) {
-    this._maxHeaderBytes = options.maxHeaderBytes ?? 8192;
+    const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     // Checked here, once: the parser of every accepted connection is built from it.
-    new HttpRequestParser({ maxHeaderBytes: this._maxHeaderBytes });
-    this._handshakeTimeout = options.handshakeTimeout ?? 10_000;
+    new HttpRequestParser({ maxHeaderBytes });
     this.#maxBody = options.maxBodySize ?? 1024 * 1024;
     this.#maxConnections = options.maxConnections ?? Infinity;
     this.#fetch = options.fetch;
@@ -341,7 +165,25 @@ export class Server<T = unknown> {
     const handlers = options.websocket ?? options.handlers;
     const ownManager = options.manager === undefined;
     this.manager = options.manager ?? new WebSocketManager<T>({ ...options, handlers });
-    let target: ListenerTarget<T> | null = null;
+    const loop = loopOf(this.manager);
+    this.#loop = loop;
+    this.#owner = {
+      loop,
+      maxHeaderBytes,
+      handshakeTimeout: options.handshakeTimeout ?? 10_000,
+      request: (conn, req) => this.#onRequest(conn, req),
+      body: (conn, req, body) => this.#runFetch(conn, req, body),
+      responded: (status) => {
+        const responses = this.stats.responses;
+        responses[status] = (responses[status] ?? 0) + 1;
+      },
+      forget: (conn) => {
+        this.#pending.delete(conn);
+        loop.removeTarget(conn);
+      },
+      handshakeFailed: () => {},
+    };
+    let target: ListenerTarget | null = null;
     try {
       const listener = listenTcp({
         hostname: options.hostname ?? "0.0.0.0",
@@ -350,13 +192,18 @@ export class Server<T = unknown> {
         reusePort: options.reusePort,
         ipv6Only: options.ipv6Only,
       });
-      target = new ListenerTarget(this, listener);
-      this.manager._addTarget(target, Interest.READABLE);
+      target = new ListenerTarget(
+        loop,
+        listener,
+        (fd, host, port) => this.#onAccept(fd, host, port),
+        this.stats,
+      );
+      loop.addTarget(target, Interest.READABLE);
     } catch (err) {
       // EADDRINUSE and friends: release what was created (the manager's poller holds
       // descriptors too) instead of leaking it with every failed serve().
       if (target !== null) {
-        this.manager._removeTarget(target);
+        loop.removeTarget(target);
         target.close();
       }
       if (ownManager) void this.manager.join();
@@ -364,7 +211,7 @@ export class Server<T = unknown> {
     }
     this.#listener = target;
     this.address = target.listener.address;
-    if (!ownManager && handlers !== undefined) this.manager._handlers = handlers;
+    if (!ownManager && handlers !== undefined) this.manager.handlers = handlers;
     this.manager.start();
     if (options.signals) {
       const handler = (): void => {
@@ -380,10 +227,8 @@ export class Server<T = unknown> {
         this.#removeSignals();
         this.#finished.resolve();
       },
-      (err) => {
-        // The loop itself failed (callback errors are reported, never thrown): say so and
-        // end the server rather than leave an unhandled rejection to kill the process.
-        console.error("fdws: the manager loop failed:", err);
+      () => {
+        // The loop itself failed (the manager reported it): end the server.
         this.#removeSignals();
         this.#finished.resolve();
       },
@@ -438,7 +283,7 @@ export class Server<T = unknown> {
     if (this.#shuttingDown !== null) return this.#shuttingDown;
     this.#shuttingDown = (async () => {
       this.#removeSignals();
-      this.manager._removeTarget(this.#listener);
+      this.#loop.removeTarget(this.#listener);
       this.#listener.close();
       for (const conn of [...this.#pending]) conn.close();
       await this.manager.closeAll(
@@ -453,25 +298,30 @@ export class Server<T = unknown> {
     return this.#shuttingDown;
   }
 
-  /** @ignore */
-  _onAccept(fd: number, host: string, port: number): void {
+  /** The transport of an accepted descriptor. */
+  #transportFor(_fd: number): Transport {
+    return plainTransport;
+  }
+
+  #onAccept(fd: number, host: string, port: number): void {
     this.stats.accepted++;
-    const m = this.manager;
-    const conn = new HttpConnection(this, fd, host, port, m._clock);
+    const transport = this.#transportFor(fd);
+    const conn = new HttpConnection(this.#owner, fd, transport, host, port);
     try {
-      m._addTarget(conn, Interest.READABLE);
+      this.#loop.addTarget(conn, Interest.READABLE);
     } catch (err) {
       // The poller cannot watch this descriptor (select: fd >= FD_SETSIZE). Refuse the
       // connection at once, as best we can without waiting, rather than leaving an
       // unwatched descriptor behind.
-      m._removeTarget(conn);
       this.#refuseUnwatched(fd, err);
       return;
     }
     this.#pending.add(conn);
-    if (m.size + this.#pending.size > this.#maxConnections) {
+    if (this.manager.size + this.#pending.size > this.#maxConnections) {
       conn.respond(buildErrorResponse(503, { body: "too many connections" }), 503);
+      return;
     }
+    conn.start();
   }
 
   /** Answers 503 without waiting (one non-blocking send) and closes `fd`. */
@@ -479,7 +329,7 @@ export class Server<T = unknown> {
     if (!this.#unwatchedReported) {
       // Once per server: the configuration (poller, descriptor limit) needs attention.
       this.#unwatchedReported = true;
-      this.manager._reportError(err, null);
+      this.#loop.reportError(err);
     }
     const stats = this.stats.responses;
     stats[503] = (stats[503] ?? 0) + 1;
@@ -488,19 +338,12 @@ export class Server<T = unknown> {
     shutdownFd(fd, "write");
     // Drop what the request already sent, so that the close is not a reset that would
     // destroy the answer before the client reads it.
-    const m = this.manager;
-    recvInto(fd, m._readBuf, m._readLen);
+    recvInto(fd, this.#loop.readBuffer, this.#loop.readLength);
     closeFd(fd);
   }
 
-  /** @ignore */
-  _forget(conn: HttpConnection<T>): void {
-    this.#pending.delete(conn);
-    this.manager._removeTarget(conn);
-  }
-
-  /** @ignore A complete request head arrived. */
-  _onRequest(conn: HttpConnection<T>, req: ParsedRequest): void {
+  /** A complete request head arrived. */
+  #onRequest(conn: HttpConnection, req: ParsedRequest): void {
     if (isUpgradeRequest(req)) {
       const v = validateUpgrade(req);
       if (!v.ok) {
@@ -521,9 +364,8 @@ export class Server<T = unknown> {
         conn.respond(buildErrorResponse(400, { body: (err as Error).message }), 400);
         return;
       }
-      this.#tickets.set(request, { conn, key: v.key, offered: v.protocols, chosen: null });
-      conn.phase = "handler";
-      this.manager._modifyTarget(conn, 0);
+      this.#tickets.set(request, { key: v.key, offered: v.protocols, chosen: null });
+      conn.awaitHandler();
       this.#startFetch(conn, request, req, v.key);
       return;
     }
@@ -552,14 +394,13 @@ export class Server<T = unknown> {
         conn.readBody(framing.length);
       }
     } else {
-      conn.phase = "handler";
-      this.manager._modifyTarget(conn, 0);
-      this._runFetch(conn, req, null);
+      conn.awaitHandler();
+      this.#runFetch(conn, req, null);
     }
   }
 
-  /** @ignore Runs `fetch` for a plain HTTP request. */
-  _runFetch(conn: HttpConnection<T>, req: ParsedRequest, body: Uint8Array | null): void {
+  /** Runs `fetch` for a plain HTTP request. */
+  #runFetch(conn: HttpConnection, req: ParsedRequest, body: Uint8Array | null): void {
     let request: Request;
     try {
       const base = toRequest(req, { remote: { hostname: conn.host, port: conn.port } });
@@ -577,19 +418,19 @@ export class Server<T = unknown> {
    * closed, never left as an unhandled rejection that would end the process.
    */
   #startFetch(
-    conn: HttpConnection<T>,
+    conn: HttpConnection,
     request: Request,
     req: ParsedRequest,
     key: string | null,
   ): void {
     this.#callFetch(conn, request, req, key).catch((err) => {
-      this.manager._reportError(err, null);
+      this.#loop.reportError(err);
       conn.close();
     });
   }
 
   async #callFetch(
-    conn: HttpConnection<T>,
+    conn: HttpConnection,
     request: Request,
     req: ParsedRequest,
     key: string | null,
@@ -598,11 +439,14 @@ export class Server<T = unknown> {
     try {
       result = await this.#fetch!(request, this);
     } catch (err) {
-      this.manager._reportError(err, null);
-      conn.respond(buildErrorResponse(500, { body: "internal server error" }), 500);
+      this.#loop.reportError(err);
+      if (conn.phase === "handler") {
+        conn.respond(buildErrorResponse(500, { body: "internal server error" }), 500);
+      }
       return;
     }
-    if (conn.phase === "done") return;
+    // Answered meanwhile (the handler timed out, or the client went away).
+    if (conn.phase !== "handler") return;
     if (key !== null) {
       const ticket = this.#tickets.get(request)!;
       this.#tickets.delete(request);
@@ -614,17 +458,19 @@ export class Server<T = unknown> {
     if (result instanceof Response) {
       try {
         const bytes = await serializeResponse(result, { head: req.method === "HEAD" });
-        if ((conn.phase as Phase) !== "done") conn.respond(bytes, result.status);
+        if (conn.phase === "handler") conn.respond(bytes, result.status);
       } catch (err) {
-        this.manager._reportError(err, null);
-        conn.respond(buildErrorResponse(500, { body: "internal server error" }), 500);
+        this.#loop.reportError(err);
+        if (conn.phase === "handler") {
+          conn.respond(buildErrorResponse(500, { body: "internal server error" }), 500);
+        }
       }
       return;
     }
     conn.respond(buildErrorResponse(500, { body: "the fetch handler returned no response" }), 500);
   }
 
-  #accept(conn: HttpConnection<T>, req: ParsedRequest, key: string, opts: UpgradeOptions<T>): void {
+  #accept(conn: HttpConnection, req: ParsedRequest, key: string, opts: UpgradeOptions<T>): void {
     let preface: Uint8Array;
     try {
       preface = buildUpgradeResponse({
@@ -633,30 +479,36 @@ export class Server<T = unknown> {
         headers: opts.headers,
       });
     } catch (err) {
-      this.manager._reportError(err, null);
+      this.#loop.reportError(err);
       conn.respond(buildErrorResponse(500, { body: "invalid upgrade response" }), 500);
       return;
     }
     // Build the connection object while the HTTP connection still owns the descriptor: a
     // throwing webSocketClass (or data setter) then gets a 500, not a leaked socket.
     let ws: WebSocket<T>;
+    let wsConn: Connection<WebSocket<T>>;
     try {
       ws = new this.#wsClass();
-      ws._protocol = opts.protocol ?? "";
-      ws._url = internTarget(req.target);
-      ws._remoteHost = conn.host;
-      ws._remotePort = conn.port;
+      wsConn = new Connection(
+        conn.fd,
+        conn.transport,
+        "server",
+        ws,
+        internTarget(req.target),
+        conn.host,
+        conn.port,
+      );
+      wsConn.protocol = opts.protocol ?? "";
       if ("data" in opts) ws.data = opts.data as T;
+      bindConnection(ws, wsConn);
     } catch (err) {
-      this.manager._reportError(err, null);
+      this.#loop.reportError(err);
       conn.respond(buildErrorResponse(500, { body: "internal server error" }), 500);
       return;
     }
-    this.#pending.delete(conn);
-    this.manager._removeTarget(conn);
-    conn.phase = "done";
+    conn.handOver();
     this.stats.upgraded++;
-    this.manager._addSocket(ws, conn.fd, "server", conn.leftover, preface);
+    attachConnection(this.manager, wsConn, conn.leftover, preface);
   }
 }
 
@@ -679,22 +531,25 @@ function internTarget(target: string): string {
  * Starts a WebSocket server and returns it once listening.
  *
  * @example Echo server
- * ```ts ignore
- * import { serve } from "../../mod.ts";
+ * ```ts
+ * import { serve } from "./serve.ts";
  *
  * const server = serve({
- *   port: 9001,
- *   websocket: { message: (ws, data) => ws.send(data) },
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   websocket: { message: (ws, data) => void ws.send(data as string | Uint8Array) },
  * });
  * console.log(`listening on ${server.port}`);
+ * await server.shutdown();
  * ```
  *
  * @example HTTP and WebSocket on one port
- * ```ts ignore
- * import { serve } from "../../mod.ts";
+ * ```ts
+ * import { serve } from "./serve.ts";
  *
- * serve<{ name: string }>({
- *   port: 8000,
+ * const server = serve<{ name: string }>({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
  *   fetch(request, server) {
  *     if (new URL(request.url).pathname === "/ws") {
  *       server.upgrade(request, { data: { name: "guest" } });
@@ -702,8 +557,9 @@ function internTarget(target: string): string {
  *     }
  *     return new Response("hello");
  *   },
- *   websocket: { open: (ws) => ws.send(`welcome ${ws.data.name}`) },
+ *   websocket: { open: (ws) => void ws.send(`welcome ${ws.data.name}`) },
  * });
+ * await server.shutdown();
  * ```
  *
  * @throws {SyscallError} when the address cannot be bound (`EADDRINUSE`, `EACCES`); nothing
@@ -713,6 +569,3 @@ function internTarget(target: string): string {
 export function serve<T = unknown>(options: ServeOptions<T> = {}): Server<T> {
   return new Server<T>(options);
 }
-
-/** @ignore Re-exported for the server tests. */
-export { FdwsError };
