@@ -11,7 +11,8 @@
  * when running as root → otherwise one line saying what to install, and exit 1 before any
  * test runs. Nothing is skipped.
  *
- * Without arguments it only prepares and prints what it found.
+ * Without arguments it only prepares and prints what it found. FDWS_CHROMIUM_NPM=0 skips the
+ * npm Chromium (Debian's package, or the one line, instead); FDWS_DEPS_DIR moves the cache.
  *
  * Usage: deno run -A tests/prepare.ts [command args...]
  *
@@ -57,6 +58,11 @@ async function prepare(): Promise<Map<Tool, Found> | string> {
   }
 
   const chromiumFromNpm = async (): Promise<void> => {
+    if (Deno.env.get("FDWS_CHROMIUM_NPM") === "0") {
+      tried.get(CHROMIUM)?.push("npm Chromium: not tried (FDWS_CHROMIUM_NPM=0)");
+      apt.set(CHROMIUM, CHROMIUM.apt.slice());
+      return;
+    }
     const dirProblem = await ensureDepsDir();
     if (dirProblem !== null) {
       tried.get(CHROMIUM)?.push(`npm Chromium: ${dirProblem}`);
