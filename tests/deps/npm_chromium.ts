@@ -64,13 +64,13 @@ export async function npmChromium(log: (line: string) => void): Promise<NpmChrom
   if (!exists(`${dir}/chromium`)) {
     const spec = `npm:${NPM_CHROMIUM.name}@${NPM_CHROMIUM.version}`;
     log(`fdws tests: fetching Chromium from npm (${spec}) into ${dir}`);
-    let pkg: string;
+    const started = performance.now();
     try {
-      pkg = await packageDir(spec);
-      await unpack(`${pkg}/bin`, dir);
+      await unpack(`${await packageDir(spec)}/bin`, dir);
     } catch (err) {
       return { found: null, reason: (err as Error).message, apt: ["chromium"] };
     }
+    log(`fdws tests: Chromium unpacked in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     unpacked = true;
   }
 
