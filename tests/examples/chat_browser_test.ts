@@ -1,6 +1,7 @@
 /**
- * The chat demo (examples/chat) in a real browser: Debian's Chromium at /usr/bin/chromium,
- * driven by playwright-core from npm.
+ * The chat demo (examples/chat) in a real browser: headless Chromium (the one FDWS_CHROMIUM
+ * names, which `deno task test` sets: the machine's, else the one from the npm package
+ * @sparticuz/chromium; see tests/deps/), driven by playwright-core from npm.
  *
  * For each poller that runs on Linux (epoll and select), the demo is started as a
  * subprocess exactly as `deno task demo` runs it (plus `--port 0 --quiet --poller P`), and
@@ -15,7 +16,7 @@
  * Chromium runs headless with a fresh temporary profile (Playwright makes one with mkdtemp;
  * the test finds it on Chromium's command line and checks it is removed after); no child
  * process and no descriptor may outlive a step.
- * Without /usr/bin/chromium the test fails (CI installs it): it does not skip.
+ * Without a Chromium the test fails (tests/prepare.ts gets one first): it does not skip.
  */
 
 import assert from "node:assert/strict";
@@ -31,8 +32,8 @@ import {
   openFds,
   within,
 } from "../fixtures/harness.ts";
+import { CHROMIUM, requireTool } from "../deps/tools.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS: readonly string[] = [
   "--headless",
   "--no-sandbox",
@@ -253,14 +254,7 @@ Deno.test({
   name: "chat demo in Chromium: join, presence, messages, rooms, leave, SIGTERM",
   ignore: Deno.build.os !== "linux",
   async fn(t) {
-    try {
-      Deno.statSync(CHROMIUM);
-    } catch {
-      throw new Error(
-        `${CHROMIUM} is missing: this test needs Debian's Chromium ` +
-          "(apt-get update && apt-get install -y chromium; .ci/run installs it)",
-      );
-    }
+    const executablePath = await requireTool(CHROMIUM);
     await Deno.mkdir(ARTIFACTS, { recursive: true });
     const chromium = await loadPlaywright();
 
@@ -276,7 +270,7 @@ Deno.test({
         try {
           browser = await within(
             chromium.launch({
-              executablePath: CHROMIUM,
+              executablePath,
               headless: true,
               args: [...CHROMIUM_ARGS],
               timeout: STEP_MS,

@@ -27,6 +27,7 @@ import {
   stepPerPoller,
   within,
 } from "../fixtures/harness.ts";
+import { PYTHON_WEBSOCKETS, requireTool } from "../deps/tools.ts";
 
 const onLinux = Deno.build.os === "linux";
 
@@ -513,41 +514,13 @@ async function echoExampleSigterm(kind: ClientKind, poller: LinuxPoller): Promis
 
 // ------------------------------------------------------------------ Python
 
-let pythonExe: Promise<string> | null = null;
-
 /**
- * The Python interpreter that has `websockets`: `$FDWS_PYTHON`, `python3`, then the
- * system's `/usr/bin/python3` (Debian's python3-websockets installs there, which a
- * pyenv or venv `python3` earlier in PATH does not see). Fails, never skips, without it.
+ * The Python interpreter that has `websockets` (FDWS_PYTHON, set by `deno task test`, else
+ * `python3`, then the system's `/usr/bin/python3`: see tests/deps/tools.ts). Fails, never
+ * skips, without it.
  */
 function findPython(): Promise<string> {
-  pythonExe ??= (async () => {
-    const tried: string[] = [];
-    const candidates = [Deno.env.get("FDWS_PYTHON"), "python3", "/usr/bin/python3"];
-    for (const exe of candidates) {
-      if (exe === undefined || exe === "" || tried.some((t) => t.startsWith(`${exe}:`))) continue;
-      try {
-        const out = await new Deno.Command(exe, {
-          args: ["-c", "import websockets; print(websockets.__version__)"],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-          signal: AbortSignal.timeout(STEP_MS),
-        }).output();
-        if (out.success) return exe;
-        const err = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-        tried.push(`${exe}: ${err}`);
-      } catch (err) {
-        tried.push(`${exe}: ${(err as Error).message}`);
-      }
-    }
-    throw new Error(
-      "the interop tests need Python 3 with the 'websockets' library " +
-        "(Debian: apt-get install -y python3-websockets; or set FDWS_PYTHON). Tried: " +
-        tried.join("; "),
-    );
-  })();
-  return pythonExe;
+  return requireTool(PYTHON_WEBSOCKETS);
 }
 
 interface PyResult {
