@@ -44,6 +44,13 @@ const READS_PER_WAKE = 4;
 const INITIAL_OUT = 64 * 1024;
 const INITIAL_IN = 16 * 1024;
 const PING = encodeCommand(["PING"]);
+const LOADING = new TextEncoder().encode("-LOADING ");
+
+/** True when the error reply at `start` is Redis's LOADING refusal. */
+function isLoading(buf: Uint8Array, start: number): boolean {
+  for (let i = 0; i < LOADING.length; i++) if (buf[start + i] !== LOADING[i]) return false;
+  return true;
+}
 
 /** How a {@link RedisConnection} behaves. */
 export interface ConnectionConfig {
@@ -720,6 +727,13 @@ export class RedisConnection {
   #dispatch(buf: Uint8Array, start: number, end: number): void {
     const cursor = this.#cursor;
     cursor.reset(buf, start, end);
+    if (buf[start] === 0x2d && isLoading(buf, start)) {
+      // A server that has just restarted accepts connections before its data is loaded
+      // and refuses most commands meanwhile: the command was not run, so try again later
+      // (a retained command is sent again then).
+      this.#fail(new RedisBackplaneError("SERVER_LOADING", "Redis is loading its dataset"));
+      return;
+    }
     if (this.#handshakePending > 0) {
       if (buf[start] === 0x2d) {
         cursor.next();

@@ -17,6 +17,7 @@ import { FdwsError } from "../../errors.ts";
  * - `"CONNECT_FAILED"`: the TCP connection could not be made (refused, unreachable);
  * - `"CONNECT_TIMEOUT"`: no answer to the connection and handshake in time;
  * - `"CONNECTION_LOST"`: the server closed or reset the connection;
+ * - `"SERVER_LOADING"`: Redis refused a command while loading its data after a restart;
  * - `"HEALTH_TIMEOUT"`: the server stopped answering an established connection;
  * - `"AUTH_FAILED"`: AUTH, SELECT or CLIENT SETNAME was refused;
  * - `"PROTOCOL"`: the server sent something that is not RESP, or too large a reply;

@@ -123,7 +123,6 @@ const TAG_XREAD = 12;
 const TAG_WINDOW = 13;
 
 const FIELD = ascii("d");
-const ZERO_ID = ascii("0-0");
 
 /** One subscribed topic. */
 interface TopicState {
@@ -139,6 +138,8 @@ interface TopicState {
   /** Streams: lastId is known (read, or asked for). */
   positioned: boolean;
   positionPending: boolean;
+  /** When subscribe() was called (loop clock). */
+  readonly subscribedAt: number;
 }
 
 function hashBytes(buf: Uint8Array, start: number, length: number): number {
@@ -391,6 +392,7 @@ export class RedisBackplane implements Backplane {
       lastIdLength: 0,
       positioned: false,
       positionPending: false,
+      subscribedAt: this.#loop.now(),
     };
     this.#topics.set(topic, state);
     this.#table.add(state);
@@ -658,7 +660,7 @@ export class RedisBackplane implements Backplane {
             this.#checkWindow(cursor, context as TopicState);
             return;
           case TAG_POSITION:
-            this.#onPosition(cursor, context as TopicState);
+            this.#onPosition(cursor, context as TopicState[]);
             return;
           case TAG_XREAD:
             this.#onXread(cursor);
@@ -688,11 +690,19 @@ export class RedisBackplane implements Backplane {
       return;
     }
     if (this.#positionsOutstanding > 0) return;
+    const unpositioned: TopicState[] = [];
     for (const s of this.#topics.values()) {
       if (s.positioned || s.positionPending) continue;
       s.positionPending = true;
+      unpositioned.push(s);
+    }
+    if (unpositioned.length > 0) {
+      // A new topic is read from the moment it was subscribed, in Redis's clock: the
+      // server's time minus how long ago (by our clock) the subscription was made. A topic
+      // subscribed while Redis was down thus gets what was published since, once Redis is
+      // back; and no clock of another machine is involved.
       this.#positionsOutstanding++;
-      reader.command(encodeCommand(["XREVRANGE", s.key, "+", "-", "COUNT", 1]), TAG_POSITION, s);
+      reader.command(encodeCommand(["TIME"]), TAG_POSITION, unpositioned);
     }
     if (this.#positionsOutstanding > 0 || this.#topics.size === 0) return;
     const states = [...this.#topics.values()];
@@ -719,19 +729,23 @@ export class RedisBackplane implements Backplane {
     state.lastIdLength = n;
   }
 
-  #onPosition(c: RespCursor, state: TopicState): void {
+  #onPosition(c: RespCursor, states: TopicState[]): void {
     this.#positionsOutstanding--;
-    const type = c.next();
-    if (state.active && this.#topics.get(state.topic) === state) {
+    const now = this.#loop.now();
+    let serverMs = 0;
+    if (c.next() === 0x2a && c.length === 2) {
+      c.next();
+      const seconds = Number(c.text());
+      c.next();
+      serverMs = seconds * 1000 + Math.floor(Number(c.text()) / 1000);
+    }
+    for (const state of states) {
+      if (!state.active || this.#topics.get(state.topic) !== state) continue;
       state.positionPending = false;
-      if (type === 0x2a && c.length > 0) {
-        c.next(); // [id, fields]
-        c.next();
-        this.#setLastId(state, c.buf, c.start, c.length);
-      } else {
-        // No stream yet (or an error reply): everything it will ever hold is new.
-        this.#setLastId(state, ZERO_ID, 0, ZERO_ID.length);
-      }
+      // One millisecond of margin: an entry of the subscription's own millisecond is read.
+      const since = Math.floor(serverMs - (now - state.subscribedAt)) - 1;
+      const id = utf8.encode(since > 0 ? `${since}-0` : "0-0");
+      this.#setLastId(state, id, 0, id.length);
       state.positioned = true;
     }
     this.#pump();
