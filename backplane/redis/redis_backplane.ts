@@ -140,6 +140,8 @@ interface TopicState {
   positionPending: boolean;
   /** When subscribe() was called (loop clock). */
   readonly subscribedAt: number;
+  /** Streams: an entry was read from the stream (it existed with content). */
+  readAny: boolean;
 }
 
 function hashBytes(buf: Uint8Array, start: number, length: number): number {
@@ -393,6 +395,7 @@ export class RedisBackplane implements Backplane {
       positioned: false,
       positionPending: false,
       subscribedAt: this.#loop.now(),
+      readAny: false,
     };
     this.#topics.set(topic, state);
     this.#table.add(state);
@@ -777,7 +780,10 @@ export class RedisBackplane implements Backplane {
           c.next(); // [id, fields]
           c.next();
           const live = state !== undefined && state.active;
-          if (live) this.#setLastId(state, buf, c.start, c.length);
+          if (live) {
+            this.#setLastId(state, buf, c.start, c.length);
+            state.readAny = true;
+          }
           c.next(); // fields
           const fields = c.length;
           for (let f = 0; f + 1 < fields; f += 2) {
@@ -800,8 +806,9 @@ export class RedisBackplane implements Backplane {
     let lost = false;
     if (reply instanceof RespError) {
       // No such key: the stream is gone (Redis restarted without persistence, or it was
-      // deleted), with whatever it held past our position.
-      lost = lastId !== "0-0";
+      // deleted) with whatever it held past our position. Only a stream we had read from
+      // is known to have existed; losses on one we never saw are left to the stamps.
+      lost = state.readAny;
     } else if (Array.isArray(reply)) {
       for (let i = 0; i + 1 < reply.length; i += 2) {
         if (reply[i] === "max-deleted-entry-id" && typeof reply[i + 1] === "string") {
