@@ -40,7 +40,20 @@ export {
   WebSocketManager,
 } from "./core/manager.ts";
 export type { ManagerStats } from "./core/stats.ts";
-export type { Backplane } from "./core/topics.ts";
+export type { IoLoop, PollTarget } from "./core/io_loop.ts";
+export type {
+  Backplane,
+  BackplaneFactory,
+  BackplaneGap,
+  BackplaneHandlers,
+  BackplaneStats,
+} from "./core/backplane.ts";
+export {
+  redisBackplane,
+  type RedisBackplaneMode,
+  type RedisBackplaneOptions,
+} from "./backplane/redis/redis_backplane.ts";
+export { RedisBackplaneError } from "./backplane/redis/errors.ts";
 export {
   type FetchResult,
   serve,

@@ -24,7 +24,7 @@ import { type Lease, sharedLease, userLease } from "./shared_manager.ts";
  * @typeParam T Type of `ws.data`.
  *
  * @example Offer subprotocols, send a header, bound the wait
- * ```ts ignore
+ * ```ts
  * import { connect, type ConnectOptions } from "./connect.ts";
  *
  * const options: ConnectOptions<{ user: string }> = {
@@ -142,7 +142,7 @@ function checkOptions<T>(options: ConnectOptions<T>): number {
  * front.
  *
  * @example Echo round trip
- * ```ts ignore
+ * ```ts
  * import { connect } from "./connect.ts";
  *
  * const ws = await connect("ws://127.0.0.1:9001/chat", { protocols: ["chat"] });
@@ -154,11 +154,16 @@ function checkOptions<T>(options: ConnectOptions<T>): number {
  * ```
  *
  * @example ws4py style: clients and a server on one manager
- * ```ts ignore
+ * ```ts
  * import { connect, serve, WebSocketManager } from "../mod.ts";
  *
  * const manager = new WebSocketManager();
- * const server = serve({ manager, port: 9002, websocket: { message: (ws, d) => ws.send(d) } });
+ * const server = serve({
+ *   manager,
+ *   hostname: "127.0.0.1",
+ *   port: 9002,
+ *   websocket: { message: (ws, d) => void ws.send(d as string) },
+ * });
  * const a = await connect("ws://127.0.0.1:9002/", {
  *   manager,
  *   handlers: { message: (_ws, data) => console.log("a got", data) },

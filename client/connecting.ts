@@ -67,9 +67,15 @@ type Phase = "connecting" | "handshake" | "writing" | "reading" | "done";
  * One TCP connection being opened and its handshake.
  *
  * @example
- * ```ts ignore
- * const attempt = new Connecting(attempt, { address: "127.0.0.1", family: 4 });
- * const ws = await attempt.result.promise;
+ * ```ts
+ * import { type Attempt, Connecting } from "./connecting.ts";
+ *
+ * async function tryAddress<T>(attempt: Attempt<T>): Promise<void> {
+ *   const one = new Connecting(attempt, { address: "127.0.0.1", family: 4 });
+ *   const ws = await one.result.promise;
+ *   console.log(ws.protocol);
+ * }
+ * console.log(typeof tryAddress); // "function"
  * ```
  */
 export class Connecting<T> implements PollTarget {

@@ -12,7 +12,9 @@ import { WebSocketManager } from "../core/manager.ts";
  * A claim on a manager for one connection: released when it fails or, once open, closes.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { sharedLease } from "./shared_manager.ts";
+ *
  * const lease = sharedLease();
  * // ... connect on lease.manager ...
  * lease.release(); // the last release stops the shared manager

@@ -73,8 +73,14 @@ let dispatching: FrameParser | null = null;
  * One connection. `U` is the user object (the application's `WebSocket`).
  *
  * @example How the server builds one (descriptor 9, already past its handshake)
- * ```ts ignore
+ * ```ts
+ * import { Connection } from "./connection.ts";
+ * import { WebSocket } from "./websocket.ts";
+ * import { plainTransport } from "../transport/plain.ts";
+ *
+ * const ws = new WebSocket();
  * const conn = new Connection(9, plainTransport, "server", ws, "/chat", "127.0.0.1", 51000);
+ * console.log(conn.role); // "server"
  * ```
  */
 export class Connection<U extends ConnectionUser = ConnectionUser>

@@ -30,7 +30,8 @@ import { MacrotaskQueue } from "./macrotask.ts";
 import { bufferedBytes, Outbox } from "./outbox.ts";
 import { createStats, type ManagerStats } from "./stats.ts";
 import { Timers } from "./timers.ts";
-import { type Backplane, TopicTree } from "./topics.ts";
+import { TopicTree } from "./topics.ts";
+import type { Backplane, BackplaneFactory, BackplaneGap } from "./backplane.ts";
 import {
   connectionOf,
   reportToWebSocket,
@@ -68,8 +69,16 @@ export interface ManagerOptions<T = unknown> {
    * in `ws.droppedMessages` and return false from `send()`. `"buffer"`: no limit.
    */
   backpressurePolicy?: BackpressurePolicy;
-  /** Where topics meet other managers (workers, hosts); default: none, topics stay here. */
-  backplane?: Backplane;
+  /**
+   * Where topics meet other managers (other workers, processes, hosts), e.g.
+   * `redisBackplane({ url })`; created when the manager starts, closed when it stops.
+   * Default: none, topics stay in this manager.
+   */
+  backplane?: BackplaneFactory;
+  /** Messages of a topic lost on the backplane (pub/sub is at-most-once). */
+  onBackplaneGap?: (gap: BackplaneGap) => void;
+  /** The backplane failed (e.g. its broker is unreachable); it keeps retrying. */
+  onBackplaneError?: (error: Error) => void;
   /** Handler functions; see {@link WebSocketHandlers}. */
   handlers?: WebSocketHandlers<T>;
 }
@@ -107,7 +116,6 @@ const YIELD_MS = 4;
 const READABLE_READY = 1;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
 
 /** The host object of a manager: what its connections and poll targets call. */
 type Host<T> = ConnectionHost<Conn<T>> & IoLoop;
@@ -167,7 +175,12 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   readonly #closeTimeout: number;
   readonly #limit: number;
   readonly #policy: BackpressurePolicy;
-  readonly #backplane: Backplane | null;
+  readonly #backplaneFactory: BackplaneFactory | null;
+  readonly #onGap: ((gap: BackplaneGap) => void) | null;
+  readonly #onBackplaneError: ((error: Error) => void) | null;
+  #backplane: Backplane | null = null;
+  /** stop() was called while the backplane closes (the loop runs until it has). */
+  #stopRequested = false;
   readonly #host: Host<T>;
   /** Milliseconds since the manager was created, advanced once per loop tick. */
   #clock = 0;
@@ -218,7 +231,9 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       idleTimeout: options.idleTimeout ?? 60_000,
     });
     this.#handlers = options.handlers ?? {};
-    this.#backplane = options.backplane ?? null;
+    this.#backplaneFactory = options.backplane ?? null;
+    this.#onGap = options.onBackplaneGap ?? null;
+    this.#onBackplaneError = options.onBackplaneError ?? null;
     const p = options.poller;
     this.#poller = p === undefined || typeof p === "string" ? createPoller(p) : p;
     this.#ownsPoller = p === undefined || typeof p === "string";
@@ -248,6 +263,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   /** Replaces the handler functions; they apply from the next event on. */
   set handlers(handlers: WebSocketHandlers<T>) {
     this.#handlers = handlers;
+  }
+
+  /** The backplane while the manager runs with one, else null (see `stats`, `nodeId`). */
+  get backplane(): Backplane | null {
+    return this.#backplane;
   }
 
   /** Number of connections (open or closing). */
@@ -288,7 +308,9 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     }
     const from = conn.host;
     if (from === this.#host) return;
-    if (this.#stopping) throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
+    if (this.#stopping || this.#stopRequested) {
+      throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
+    }
     const interest = conn.blocked ? Interest.READABLE | Interest.WRITABLE : Interest.READABLE;
     // Two managers may share a poller: then the old one must let go of the descriptor first.
     const samePoller = from !== null && (from.owner as WebSocketManager<T>).poller === this.#poller;
@@ -389,10 +411,16 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       throw new ManagerError("MANAGER_STOPPED", "a stopped manager cannot restart");
     }
     this.#running = true;
-    this.#backplane?.attach(
-      (topic, data, binary) => this.#deliverFromElsewhere(topic, data, binary),
-      this.#topics.names(),
-    );
+    const factory = this.#backplaneFactory;
+    if (factory !== null) {
+      const backplane = factory(this.#host, {
+        message: (topic, payload, binary) => this.#deliverFromElsewhere(topic, payload, binary),
+        gap: (gap) => this.#backplaneEvent(() => this.#onGap?.(gap)),
+        error: (error) => this.#backplaneEvent(() => this.#onBackplaneError?.(error)),
+      });
+      this.#backplane = backplane;
+      for (const topic of this.#topics.names()) backplane.subscribe(topic);
+    }
     const loop = this.#run();
     // A failing loop (a poller error) must not become an unhandled rejection that ends the
     // process: say it once here; join() still rejects with it.
@@ -400,9 +428,23 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     this.#loop = loop;
   }
 
-  /** Ends the loop (wakes a pending wait); connections still open are terminated by `join()`. */
+  /**
+   * Ends the loop (wakes a pending wait); connections still open are terminated by
+   * `join()`. With a backplane, the loop first runs until the backplane has sent what it
+   * holds and closed (bounded by its own timeout).
+   */
   stop(): void {
-    if (this.#stopping) return;
+    if (this.#stopping || this.#stopRequested) return;
+    const backplane = this.#backplane;
+    if (backplane !== null && this.#running) {
+      this.#stopRequested = true;
+      this.#backplane = null;
+      backplane.close().catch((err) => this.#reportError(err, null)).finally(() => {
+        this.#stopping = true;
+        this.#poller.wake();
+      });
+      return;
+    }
     this.#stopping = true;
     this.#poller.wake();
   }
@@ -506,7 +548,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
    * came with the handshake) is parsed. The manager owns the descriptor from now on.
    */
   #attach(conn: Conn<T>, initial: Uint8Array | null, preface: Uint8Array | null): void {
-    if (this.#stopping) {
+    if (this.#stopping || this.#stopRequested) {
       conn.transport.close(conn.fd);
       conn.fd = -1;
       throw new ManagerError("MANAGER_STOPPED", "the manager is stopping");
@@ -558,7 +600,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     this.#timers.closing.delete(conn);
     const own = conn.topics;
     if (own !== null) {
-      for (const topic of this.#topics.removeAll(conn, own)) this.#backplane?.unsubscribed(topic);
+      for (const topic of this.#topics.removeAll(conn, own)) this.#backplane?.unsubscribe(topic);
       conn.topics = null;
     }
   }
@@ -745,11 +787,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     if (conn.host !== this.#host) return;
     const own = conn.topics ?? (conn.topics = new Set());
     if (own.has(topic)) return;
-    if (this.#topics.add(conn, own, topic)) this.#backplane?.subscribed(topic);
+    if (this.#topics.add(conn, own, topic)) this.#backplane?.subscribe(topic);
   }
 
   #unsubscribe(conn: Conn<T>, topic: string): void {
-    if (this.#topics.remove(conn, conn.topics, topic)) this.#backplane?.unsubscribed(topic);
+    if (this.#topics.remove(conn, conn.topics, topic)) this.#backplane?.unsubscribe(topic);
   }
 
   #publish(
@@ -762,16 +804,29 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     const count = set === undefined ? 0 : this.#deliver(set, data, binary, except);
     const backplane = this.#backplane;
     if (backplane !== null) {
-      backplane.published(topic, typeof data === "string" ? utf8.encode(data) : data, binary);
+      backplane.publish(topic, typeof data === "string" ? utf8.encode(data) : data, binary);
     }
     return count;
   }
 
-  /** A message published through the backplane by another manager. */
+  /**
+   * A message published through the backplane by another manager. Text arrives as UTF-8
+   * bytes and is framed as they are; the bytes are encoded at once (the view is the
+   * backplane's, valid during this call only).
+   */
   #deliverFromElsewhere(topic: string, data: Uint8Array, binary: boolean): void {
     const set = this.#topics.subscribers(topic);
     if (set === undefined) return;
-    this.#deliver(set, binary ? data : utf8Decoder.decode(data), binary, null);
+    this.#deliver(set, data, binary, null);
+  }
+
+  /** Runs an application callback about the backplane, reporting what it throws. */
+  #backplaneEvent(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#reportError(err, null);
+    }
   }
 
   #deliver(
@@ -986,7 +1041,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       this.#removeTarget(t);
       t.close();
     }
-    this.#backplane?.detach();
+    // Stopped without stop() (join() alone, or the loop failed): nothing can be sent any
+    // more, but the backplane still releases what it holds.
+    const backplane = this.#backplane;
+    this.#backplane = null;
+    backplane?.close().catch(() => {});
     if (this.#ownsPoller) this.#poller.close();
     this.#macrotasks.close();
   }

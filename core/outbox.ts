@@ -77,7 +77,17 @@ const utf8 = new TextEncoder();
  * callbacks (they only change poller interest or schedule work).
  *
  * @example Encode once, queue for two connections, write at the end of the tick
- * ```ts ignore
+ * ```ts
+ * import { Outbox, type OutboxConnection } from "./outbox.ts";
+ *
+ * declare const a: OutboxConnection;
+ * declare const b: OutboxConnection;
+ * const outbox = new Outbox<OutboxConnection>({
+ *   blocked() {},
+ *   drained() {},
+ *   failed() {},
+ *   wrote() {},
+ * });
  * const length = outbox.encode(0x1, "hello");
  * outbox.pushEncoded(a);
  * outbox.pushEncoded(b);

@@ -56,10 +56,22 @@ const CLOSED = 3;
  * Deadlines and heartbeats of one manager.
  *
  * @example How the loop uses it
- * ```ts ignore
- * const sleep = timers.waitTimeout(clock, conns.length, targets); // -1: no limit
+ * ```ts
+ * import { type TimedConnection, Timers } from "./timers.ts";
+ *
+ * const timers = new Timers<TimedConnection>({ pingInterval: 30_000, idleTimeout: 60_000 });
+ * const conns: TimedConnection[] = [];
+ * const sleep = timers.waitTimeout(0, conns.length, new Set()); // -1: no limit
+ * console.log(sleep);
  * // ... poll, dispatch ...
- * if (timers.due(clock)) timers.run(clock, conns, targets, actions);
+ * if (timers.due(250)) {
+ *   timers.run(250, conns, new Set(), {
+ *     closeTimedOut() {},
+ *     idleTimedOut() {},
+ *     sendPing() {},
+ *     reportError: console.error,
+ *   });
+ * }
  * ```
  */
 export class Timers<C extends TimedConnection> {

@@ -1,53 +1,9 @@
 /**
- * Topics: which connections of a manager subscribe to what, and the seam where other
- * managers (worker threads, other hosts through a broker) join in.
+ * Topics: which connections of a manager subscribe to what. (Other managers, on other
+ * workers or hosts, join in through a backplane: see backplane.ts.)
  *
  * @module
  */
-
-/**
- * Where a manager's topics meet subscribers outside it: other workers of the process, other
- * processes or hosts through a broker. The manager tells it when a topic gains its first
- * local subscriber or loses its last one (so that only topics someone here wants are
- * subscribed upstream), and hands it every local publish; the backend hands back what
- * others published through the `deliver` function it was attached with. Without a backend
- * (the default) topics stay inside the manager.
- *
- * @example A backend that records what it is told
- * ```ts
- * import type { Backplane } from "./topics.ts";
- *
- * const seen: string[] = [];
- * const recorder: Backplane = {
- *   attach: () => seen.push("attached"),
- *   subscribed: (topic) => seen.push(`+${topic}`),
- *   unsubscribed: (topic) => seen.push(`-${topic}`),
- *   published: (topic) => seen.push(`>${topic}`),
- *   detach: () => seen.push("detached"),
- * };
- * recorder.subscribed("room");
- * console.log(seen); // ["+room"]
- * ```
- */
-export interface Backplane {
-  /**
-   * The manager starts using this backend: `deliver` gives a message published elsewhere
-   * to the local subscribers of its topic (never call it with this manager's own messages).
-   * `topics` are those with local subscribers right now.
-   */
-  attach(
-    deliver: (topic: string, data: Uint8Array, binary: boolean) => void,
-    topics: readonly string[],
-  ): void;
-  /** `topic` has its first local subscriber. */
-  subscribed(topic: string): void;
-  /** `topic` lost its last local subscriber. */
-  unsubscribed(topic: string): void;
-  /** A local publish (already delivered locally), for the subscribers elsewhere. */
-  published(topic: string, data: Uint8Array, binary: boolean): void;
-  /** The manager stops (its loop ends): release what `attach` started. */
-  detach(): void;
-}
 
 /**
  * Subscriber sets by topic. A subscriber also keeps the set of its own topics (passed in),

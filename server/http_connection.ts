@@ -58,9 +58,14 @@ export interface HttpConnectionOwner {
  * An accepted connection in its HTTP phase.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
+ * import { plainTransport } from "../transport/plain.ts";
+ *
+ * declare const owner: HttpConnectionOwner;
+ * declare const fd: number;
  * const conn = new HttpConnection(owner, fd, plainTransport, "127.0.0.1", 50123);
- * owner.loop.addTarget(conn, Interest.READABLE);
+ * owner.loop.addTarget(conn, 1); // Interest.READABLE
  * conn.start();
  * ```
  */

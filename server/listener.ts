@@ -18,11 +18,17 @@ const ACCEPT_PAUSE_MS = 100;
  * A listener on a loop.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { ListenerTarget } from "./listener.ts";
+ * import type { IoLoop } from "../core/io_loop.ts";
+ * import { listenTcp } from "../net/tcp.ts";
+ *
+ * declare const loop: IoLoop;
+ * const stats = { droppedAtLimit: 0 };
  * const target = new ListenerTarget(loop, listenTcp({ port: 0 }), (fd, host, port) => {
- *   // serve fd
+ *   console.log("accepted", fd, host, port);
  * }, stats);
- * loop.addTarget(target, Interest.READABLE);
+ * loop.addTarget(target, 1); // Interest.READABLE
  * ```
  */
 export class ListenerTarget implements PollTarget {

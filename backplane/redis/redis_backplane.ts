@@ -43,7 +43,7 @@ import {
   type BackplaneHandlers,
   type BackplaneStats,
   emptyStats,
-} from "../backplane.ts";
+} from "../../core/backplane.ts";
 import { OriginTracker, PublishSequence, Verdict } from "../sequence.ts";
 import {
   formatNodeId,

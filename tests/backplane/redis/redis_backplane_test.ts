@@ -5,7 +5,7 @@
 // the pub/sub output-buffer-limit disconnect, CLIENT KILL, a frozen server, AUTH and
 // database selection, the buffer limit, and no descriptor or connection left by close().
 import assert from "node:assert/strict";
-import type { BackplaneGap } from "../../../backplane/backplane.ts";
+import type { BackplaneGap } from "../../../core/backplane.ts";
 import {
   RedisBackplane,
   type RedisBackplaneMode,

@@ -14,13 +14,14 @@
  * {@link BackplaneGap}, counted in {@link BackplaneStats} and given to
  * {@link BackplaneHandlers.gap}.
  *
- * Implementations: {@link LocalBackplane} (local.ts, the default: nothing leaves the
- * process) and the Redis adapter (redis/redis_backplane.ts).
+ * Without a backplane (the default) topics stay inside their manager. Implementations:
+ * the Redis adapter (backplane/redis/) across processes and hosts, and the one that links
+ * the workers of `serve({ workers })` in a process.
  *
  * @module
  */
 
-import type { IoLoop } from "../core/io_loop.ts";
+import type { IoLoop } from "./io_loop.ts";
 
 /**
  * Messages from one publisher on one topic that never arrived, or a stream window that
@@ -224,10 +225,10 @@ export interface Backplane {
  *
  * @example
  * ```ts
- * import type { BackplaneFactory } from "./backplane.ts";
- * import { localBackplane } from "./local.ts";
+ * import type { Backplane, BackplaneFactory } from "./backplane.ts";
  *
- * const factory: BackplaneFactory = localBackplane;
+ * declare function connectSomewhere(): Backplane;
+ * const factory: BackplaneFactory = (_loop, _handlers) => connectSomewhere();
  * console.log(typeof factory); // "function"
  * ```
  */
