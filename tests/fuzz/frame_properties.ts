@@ -321,13 +321,16 @@ function expectedEvents(
 interface Fed {
   readonly events: FrameEvent[];
   readonly finished: boolean;
+  /** `parser.idle` after the last byte. */
+  readonly idle: boolean;
 }
 
 /**
  * Feeds a copy of `bytes` (masked payloads are unmasked in place) to a new parser in chunks of
  * `sizes`; `offsets[i % n]` >= 0 copies chunk i to that offset of a fresh buffer with a spare
  * byte after it. Checks the push() contract on the way: it returns !finished, and a finished
- * parser takes nothing more.
+ * parser takes nothing more. Then every buffer pushed is overwritten: delivered payloads are
+ * standalone copies (offset 0, their own ArrayBuffer), so no event may change.
  */
 function feed(
   bytes: Uint8Array,
@@ -339,6 +342,7 @@ function feed(
   const parser = new FrameParser(options);
   const recorder = new Recorder();
   const input = bytes.slice();
+  const pushed: Uint8Array[] = [input];
   let pos = 0;
   let ended = false;
   for (let i = 0; i < sizes.length; i++) {
@@ -349,6 +353,7 @@ function feed(
     if (offset >= 0) {
       const fresh = new Uint8Array(offset + size + 1).fill(0xa5);
       fresh.set(input.subarray(pos, pos + size), offset);
+      pushed.push(fresh);
       more = parser.push(fresh, offset, offset + size, recorder);
     } else {
       more = parser.push(input, pos, pos + size, recorder);
@@ -363,7 +368,24 @@ function feed(
     }
     if (!more) ended = true;
   }
-  return { events: recorder.events, finished: parser.finished };
+  const snapshot = recorder.events.map((e) =>
+    e.map((part) => part instanceof Uint8Array ? part.slice() : part)
+  );
+  for (const e of recorder.events) {
+    for (const part of e) {
+      if (!(part instanceof Uint8Array)) continue;
+      expect(
+        part.byteOffset === 0 && part.buffer.byteLength === part.length,
+        () => `${how}: a delivered ${e[0]} payload is not a standalone copy`,
+      );
+    }
+  }
+  for (const b of pushed) b.fill(0xee);
+  expect(
+    sameEvents(recorder.events, snapshot as unknown as FrameEvent[]),
+    () => `${how}: a delivered payload aliases the pushed bytes`,
+  );
+  return { events: recorder.events, finished: parser.finished, idle: parser.idle };
 }
 
 /** Whole, byte by byte (short streams) and in the generated chunking. */
@@ -636,6 +658,8 @@ const validStream = defineProperty({
     );
     for (const [how, fed] of feeds(bytes, options, plan)) {
       checkEvents(fed, expected, how, bytes, options);
+      // Every message of a valid stream is complete: the parser holds nothing at its end.
+      expect(fed.idle === !fed.finished, () => `fed ${how}: idle is ${fed.idle}`);
     }
   },
 });

@@ -173,10 +173,10 @@ export function latin1String(bytes: Uint8Array, from = 0, to = bytes.length): st
 }
 
 /** The same outcome from every feed of one input, with the parser of the whole feed. */
-export interface HeadFeeds<R extends HeadResult, V> {
+export interface HeadFeeds<R extends HeadResult, V, P extends PushParser<R>> {
   readonly view: V;
   readonly fed: Fed<R>;
-  readonly parser: PushParser<R>;
+  readonly parser: P;
 }
 
 /**
@@ -184,13 +184,13 @@ export interface HeadFeeds<R extends HeadResult, V> {
  * a fresh buffer between guard bytes drawn from `guardSeed`; every feed must give the same
  * `view`.
  */
-export function feedHeads<R extends HeadResult, V>(
+export function feedHeads<R extends HeadResult, V, P extends PushParser<R>>(
   bytes: Uint8Array,
   plan: ChunkPlan,
   guardSeed: number,
-  newParser: () => PushParser<R>,
+  newParser: () => P,
   view: (fed: Fed<R>) => V,
-): HeadFeeds<R, V> {
+): HeadFeeds<R, V, P> {
   const parser = newParser();
   const fed = feedGuarded(parser, bytes, bytes.length === 0 ? [] : [bytes.length], guardSeed);
   const first = view(fed);

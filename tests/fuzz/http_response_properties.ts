@@ -181,6 +181,14 @@ const mutatedResponses = defineProperty({
       if (view.tooLarge) expect(bytes.length >= limit, what);
       const again = parser.push(bytes, 0, bytes.length);
       expect(again === fed.result, () => `error not sticky: ${JSON.stringify(again)}; ${what()}`);
+      // Until reset: then the unmutated head parses.
+      parser.reset();
+      const valid = latin1Bytes(serializeResponse(spec));
+      const fresh = parser.push(valid, 0, valid.length);
+      expect(
+        fresh.kind === "complete" || (maxHeaderBytes !== null && valid.length > maxHeaderBytes),
+        () => `after reset: ${JSON.stringify(fresh)}; ${what()}`,
+      );
       return;
     }
     if (view.kind === "incomplete") {
