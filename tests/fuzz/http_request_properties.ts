@@ -21,6 +21,7 @@
 import { createHash } from "node:crypto";
 import { HttpRequestParser, type RequestParseResult } from "../../protocol/http/request.ts";
 import { HttpResponseParser } from "../../protocol/http/response.ts";
+import { isValidHost } from "../../protocol/http/head.ts";
 import {
   acceptKey,
   buildUpgradeResponse,
@@ -544,10 +545,134 @@ const mutatedUpgrades = defineProperty({
   },
 });
 
+// ---------------------------------------------------------------------------------------------
+// Host values
+
+const UNRESERVED_RE = "[A-Za-z0-9\\-._~]";
+const SUB_DELIMS_RE = "[!$&'()*+,;=]";
+const REG_NAME = new RegExp(`^(?:${UNRESERVED_RE}|%[0-9A-Fa-f]{2}|${SUB_DELIMS_RE})*$`);
+const IPV_FUTURE = new RegExp(`^[vV][0-9A-Fa-f]+\\.(?:${UNRESERVED_RE}|${SUB_DELIMS_RE}|:)+$`);
+
+function isIPv4(s: string): boolean {
+  const parts = s.split(".");
+  return parts.length === 4 &&
+    parts.every((p) => /^(?:[0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])$/.test(p));
+}
+
+/** RFC 3986 §3.2.2 IPv6address, by counting groups rather than by its nine alternatives. */
+function isIPv6(s: string): boolean {
+  const halves = s.split("::");
+  if (halves.length > 2) return false;
+  const groups = halves.map((h) => (h === "" ? [] : h.split(":")));
+  const all = groups.flat();
+  // An IPv4 tail counts as two groups and may only end the address.
+  let count = 0;
+  for (let i = 0; i < all.length; i++) {
+    const g = all[i];
+    const last = i === all.length - 1 && s.endsWith(g) && g !== "";
+    if (last && g.includes(".")) {
+      if (!isIPv4(g)) return false;
+      count += 2;
+    } else if (/^[0-9A-Fa-f]{1,4}$/.test(g)) {
+      count++;
+    } else {
+      return false;
+    }
+  }
+  return halves.length === 2 ? count <= 7 : count === 8;
+}
+
+/**
+ * RFC 9110 §7.2 `Host = uri-host [ ":" port ]` with RFC 3986's uri-host (IP-literal,
+ * IPv4address or reg-name), restated; plus the parser's documented choices: a port after an
+ * empty host (":80") is refused, and `requirePort` (authority-form) wants digits after ":".
+ */
+function referenceHost(host: string, requirePort: boolean): boolean {
+  let name = host;
+  let port: string | null = null;
+  if (host.startsWith("[")) {
+    const close = host.indexOf("]");
+    if (close === -1) return false;
+    const literal = host.slice(1, close);
+    if (!isIPv6(literal) && !IPV_FUTURE.test(literal)) return false;
+    const rest = host.slice(close + 1);
+    if (rest !== "") {
+      if (!rest.startsWith(":")) return false;
+      port = rest.slice(1);
+    }
+    name = "[]";
+  } else {
+    const colon = host.indexOf(":");
+    if (colon !== -1) {
+      name = host.slice(0, colon);
+      port = host.slice(colon + 1);
+      if (name === "") return false;
+    }
+    if (!REG_NAME.test(name)) return false;
+  }
+  if (port === null) return !requirePort;
+  if (requirePort && port === "") return false;
+  return /^[0-9]*$/.test(port);
+}
+
+/** Host-like strings: valid forms, then edited with the characters that matter to them. */
+const hostCandidateArb: Arbitrary<string> = fc.oneof(
+  { weight: 2, arbitrary: hostArb },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(
+      fc.oneof(
+        fc.ipV6(),
+        fc.ipV4(),
+        fc.constantFrom("::", "::1", "1::", "v1.x", "vF.a:b", "1:2:3:4:5:6:7:8", "::ffff:1.2.3.4"),
+      ),
+      fc.array(
+        fc.tuple(
+          fc.nat(),
+          fc.constantFrom(":", "::", ".", "[", "]", "v", "1", "ffff", "g", "%", "1.2.3.4", ""),
+        ),
+        { maxLength: 3 },
+      ),
+      fc.constantFrom("", ":", ":80", ":x", "x"),
+      fc.boolean(),
+    ).map(([base, edits, suffix, bracket]) => {
+      let h = base;
+      for (const [at, text] of edits) {
+        const i = at % (h.length + 1);
+        h = h.slice(0, i) + text + h.slice(i + (text === "" ? 1 : 0));
+      }
+      return bracket ? `[${h}]${suffix}` : h + suffix;
+    }),
+  },
+);
+
+const hosts = defineProperty({
+  name: "http-host",
+  description:
+    "a Host is accepted (and a request with it parses) exactly when RFC 9110/3986 uri-host " +
+    '[":" port], restated independently, allows it',
+  arbitrary: fc.tuple(hostCandidateArb, fc.boolean()),
+  check: ([host, requirePort]) => {
+    const expected = referenceHost(host, requirePort);
+    expect(
+      isValidHost(host, requirePort) === expected,
+      () => `isValidHost(${JSON.stringify(host)}, ${requirePort}) should be ${expected}`,
+    );
+    if (requirePort) return;
+    const head = latin1Bytes(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    const result = new HttpRequestParser().push(head, 0, head.length);
+    expect(
+      (result.kind === "complete") === expected,
+      () => `Host ${JSON.stringify(host)}: ${JSON.stringify(result)}`,
+    );
+  },
+});
+
 /** The request-side properties, in the order they run. */
 export const REQUEST_PROPERTIES: readonly FuzzProperty[] = [
   validRequests,
   mutatedRequests,
   validUpgrades,
   mutatedUpgrades,
+  hosts,
 ];
