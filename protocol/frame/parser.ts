@@ -352,6 +352,8 @@ export class FrameParser {
   #b0 = 0;
   // Extended-length or masking-key bytes still missing while in ST_EXT / ST_MASK.
   #headerLeft = 0;
+  // ST_EXT: the 7-bit length code (126 or 127) that announced the extended length.
+  #lengthCode = 0;
   // ST_EXT: the length accumulated so far; ST_PAYLOAD: payload bytes still to come.
   #left = 0;
   // Masking key packed little-endian, rotated so its low byte applies to the next byte.
@@ -464,6 +466,7 @@ export class FrameParser {
           if (!this.#checkFirstBytes(b0, b1, handler)) return false;
           if (length === 126) {
             length = (buf[p + 2] << 8) | buf[p + 3];
+            if (!this.#checkMinimal(126, length, handler)) return false;
           } else if (length === 127) {
             const high = ((buf[p + 2] << 24) | (buf[p + 3] << 16) | (buf[p + 4] << 8) |
               buf[p + 5]) >>> 0;
@@ -473,6 +476,7 @@ export class FrameParser {
             }
             length = high * 0x100000000 +
               (((buf[p + 6] << 24) | (buf[p + 7] << 16) | (buf[p + 8] << 8) | buf[p + 9]) >>> 0);
+            if (!this.#checkMinimal(127, length, handler)) return false;
           }
           if (!this.#checkLength(b0, length, handler)) return false;
           let key = 0;
@@ -687,8 +691,8 @@ export class FrameParser {
         this.#fail(handler, PROTOCOL_ERROR, "fragmented control frame");
         return false;
       }
-      // A 126/127 length code may still announce <= 125 bytes (non-minimal encodings are
-      // accepted), so the 125-byte limit is applied to the decoded length in #checkLength.
+      // A 126/127 length code on a control frame fails once its length is decoded: as a
+      // non-minimal encoding below 126 (#checkMinimal), as too long above 125 (#checkLength).
     } else if (opcode === 0) {
       if (this.#messageOpcode === 0) {
         this.#fail(handler, PROTOCOL_ERROR, "continuation frame without a message to continue");
@@ -715,6 +719,20 @@ export class FrameParser {
       return false;
     }
     return true;
+  }
+
+  /**
+   * RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length", so a
+   * 16-bit length below 126 or a 64-bit one below 65536 is a protocol error.
+   */
+  #checkMinimal(code: number, length: number, handler: FrameHandler): boolean {
+    if (length >= (code === 126 ? 126 : 0x10000)) return true;
+    this.#fail(
+      handler,
+      PROTOCOL_ERROR,
+      `payload length ${length} in a ${code === 126 ? 16 : 64}-bit field is not minimally encoded`,
+    );
+    return false;
   }
 
   /** Applies the size limits as soon as a frame's length is known, before its payload. */
@@ -755,6 +773,7 @@ export class FrameParser {
           this.#afterLength(length, handler);
         } else {
           this.#left = 0;
+          this.#lengthCode = length;
           this.#headerLeft = length === 126 ? 2 : 8;
           this.#state = ST_EXT;
         }
@@ -766,7 +785,11 @@ export class FrameParser {
           return;
         }
         this.#left = this.#left * 256 + b;
-        if (--this.#headerLeft === 0) this.#afterLength(this.#left, handler);
+        if (
+          --this.#headerLeft === 0 && this.#checkMinimal(this.#lengthCode, this.#left, handler)
+        ) {
+          this.#afterLength(this.#left, handler);
+        }
         return;
       default:
         this.#mask |= b << ((4 - this.#headerLeft) << 3);

@@ -637,12 +637,7 @@ export function isValidHost(host: string, requirePort = false): boolean {
   let i = 0;
   if (n > 0 && host.charCodeAt(0) === 0x5b) {
     const close = host.indexOf("]");
-    if (close < 2) return false;
-    for (let k = 1; k < close; k++) {
-      const c = host.charCodeAt(k);
-      // IPv6address / IPvFuture characters: hex, ':', '.', 'v' and unreserved/sub-delims.
-      if (!(isUnreserved(c) || isSubDelim(c) || c === 0x3a)) return false;
-    }
+    if (close < 2 || !isIpLiteral(host, 1, close)) return false;
     i = close + 1;
   } else {
     while (i < n) {
@@ -669,6 +664,85 @@ export function isValidHost(host: string, requirePort = false): boolean {
     if (c < 0x30 || c > 0x39) return false;
   }
   return true;
+}
+
+/**
+ * RFC 3986 §3.2.2: the inside of an IP-literal, `IPv6address / IPvFuture`, in s[from, to).
+ * A bracketed host that is neither is not a host (RFC 9112 §3.2: 400 for an invalid Host).
+ */
+function isIpLiteral(s: string, from: number, to: number): boolean {
+  if ((s.charCodeAt(from) | 0x20) !== 0x76) return isIPv6(s, from, to);
+  // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+  let i = from + 1;
+  while (i < to && isHex(s.charCodeAt(i))) i++;
+  if (i === from + 1 || i >= to - 1 || s.charCodeAt(i) !== 0x2e) return false;
+  for (i++; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!(isUnreserved(c) || isSubDelim(c) || c === 0x3a)) return false;
+  }
+  return true;
+}
+
+/**
+ * IPv6address: eight groups of 1-4 hex digits separated by ":", one "::" standing for one or
+ * more zero groups, the last two groups possibly written as an IPv4 address.
+ */
+function isIPv6(s: string, from: number, to: number): boolean {
+  let groups = 0;
+  let compressed = false;
+  let i = from;
+  if (s.charCodeAt(i) === 0x3a) {
+    if (s.charCodeAt(i + 1) !== 0x3a) return false;
+    compressed = true;
+    i += 2;
+    if (i === to) return true;
+  }
+  for (;;) {
+    let j = i;
+    while (j < to && j - i < 5 && isHex(s.charCodeAt(j))) j++;
+    if (j < to && s.charCodeAt(j) === 0x2e) {
+      if (!isIPv4(s, i, to)) return false;
+      groups += 2;
+      break;
+    }
+    if (j === i || j - i > 4) return false;
+    groups++;
+    if (j === to) break;
+    if (s.charCodeAt(j) !== 0x3a) return false;
+    if (s.charCodeAt(j + 1) === 0x3a) {
+      if (compressed) return false;
+      compressed = true;
+      i = j + 2;
+      if (i === to) break;
+    } else {
+      i = j + 1;
+      if (i === to) return false;
+    }
+  }
+  return compressed ? groups <= 7 : groups === 8;
+}
+
+/** IPv4address: four dec-octets (0-255, no leading zero) separated by ".", in s[from, to). */
+function isIPv4(s: string, from: number, to: number): boolean {
+  let parts = 0;
+  let i = from;
+  for (;;) {
+    const start = i;
+    let value = 0;
+    while (i < to && i - start < 3) {
+      const c = s.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) break;
+      value = value * 10 + c - 0x30;
+      i++;
+    }
+    if (i === start || value > 255 || (i - start > 1 && s.charCodeAt(start) === 0x30)) {
+      return false;
+    }
+    parts++;
+    if (i === to) return parts === 4;
+    if (s.charCodeAt(i) !== 0x2e || parts === 4) return false;
+    i++;
+  }
 }
 
 function isHex(c: number): boolean {

@@ -339,34 +339,81 @@ Deno.test("parser: payload lengths in 7-, 16- and 64-bit encodings", async (t) =
       });
     }
   }
-  await t.step("non-minimal 16-bit and 64-bit encodings are accepted", () => {
+  await t.step("16-bit lengths of 126 and more and 64-bit lengths of 65536 and more", () => {
+    // The smallest lengths each encoding may carry (RFC 6455 §5.2), so the boundaries of the
+    // minimal-length check are accepted.
     for (const options of ROLES) {
-      for (const length of [0, 1, 5, 125, 126, 1000, 65535]) {
+      for (const [length, lengthBytes] of [[126, 2], [127, 2], [65535, 2], [65536, 8]] as const) {
         const data = filled(length);
-        for (const lengthBytes of [2, 8] as const) {
-          if (lengthBytes === 2 && length > 65535) continue;
-          expectEvents(peerFrame(options, 0x2, data, { lengthBytes }), [msg(data)], options, {
-            bytewise: length < 2000,
-            seeds: 2,
-          });
-          expectEvents(
-            peerFrame(options, 0x1, "x".repeat(length), { lengthBytes }),
-            [
-              msg("x".repeat(length)),
-            ],
-            options,
-            { bytewise: length < 2000, seeds: 2 },
-          );
-        }
+        const config: FeedConfig = { bytewise: length < 2000, seeds: 2 };
+        expectEvents(peerFrame(options, 0x2, data, { lengthBytes }), [msg(data)], options, config);
+        const text = asciiText(length);
+        expectEvents(peerFrame(options, 0x1, text, { lengthBytes }), [msg(text)], options, config);
       }
     }
   });
-  await t.step("non-minimal encodings of control frames are accepted", () => {
-    for (const lengthBytes of [2, 8] as const) {
-      expectEvents(frame(0x9, [1, 2, 3], { lengthBytes }), [ping([1, 2, 3])]);
-      expectEvents(frame(0xa, [], { lengthBytes }), [pong()]);
-      expectEvents(frame(0x8, [3, 0xe8], { lengthBytes }), [close(1000)]);
-      expectEvents(frame(0x9, filled(125), { lengthBytes }), [ping(filled(125))]);
+  await t.step("non-minimal 16-bit and 64-bit length encodings fail with 1002", () => {
+    // RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length". A 126
+    // code carrying less than 126, or a 127 code carrying less than 65536, is a protocol
+    // error, for data and control frames alike, announced or followed by the payload.
+    for (const options of ROLES) {
+      const f = peerFramer(options);
+      const cases: Array<[number, 2 | 8]> = [[0, 2], [1, 2], [5, 2], [125, 2]];
+      for (const length of [0, 1, 125, 126, 1000, 65535]) cases.push([length, 8]);
+      for (const [length, lengthBytes] of cases) {
+        const config: FeedConfig = { bytewise: length < 2000, seeds: 4 };
+        const what = `${roleName(options)}: ${length} in ${lengthBytes} bytes`;
+        assertEvents(feed(f(0x2, filled(length), { lengthBytes }), options, config), [
+          fail(1002),
+        ], what);
+        assertEvents(feed(f(0x1, asciiText(length), { lengthBytes }), options, config), [
+          fail(1002),
+        ], what);
+        if (length <= 125) {
+          assertEvents(feed(f(0x9, filled(length), { lengthBytes }), options), [fail(1002)], what);
+        }
+        // The header alone decides: nothing of the payload needs to arrive.
+        const header = f(0x2, [], { lengthBytes, declared: length });
+        assertEvents(feed(header, options), [fail(1002)], `${what}, header only`);
+      }
+    }
+  });
+  await t.step(
+    "non-minimal lengths fail after earlier frames and inside a fragmented message",
+    () => {
+      for (const options of ROLES) {
+        const f = peerFramer(options);
+        expectEvents(
+          concat(f(0x1, "ok"), f(0x9, "p"), f(0x2, [1, 2, 3], { lengthBytes: 2 }), f(0x1, "x")),
+          [msg("ok"), ping(utf8("p")), fail(1002)],
+          options,
+        );
+        expectEvents(
+          concat(f(0x1, "frag", { fin: false }), f(0x0, "ment", { lengthBytes: 8 }), f(0x9)),
+          [fail(1002)],
+          options,
+        );
+      }
+    },
+  );
+  await t.step("the exact bytes of a non-minimal header (client and server)", () => {
+    // 16-bit code carrying 5, then 64-bit code carrying 0xffff: both one below the minimum.
+    expectEvents(hex("82 7e 00 05 01 02 03 04 05"), [fail(1002)], CLIENT);
+    expectEvents(hex("82 fe 00 05 00 00 00 00 01 02 03 04 05"), [fail(1002)], SERVER);
+    expectEvents(hex("81 7f 00 00 00 00 00 00 ff ff"), [fail(1002)], CLIENT);
+    expectEvents(hex("81 ff 00 00 00 00 00 00 ff ff 00 00 00 00"), [fail(1002)], SERVER);
+    expectEvents(hex("89 7e 00 00"), [fail(1002)], CLIENT);
+    expectEvents(hex("8a ff 00 00 00 00 00 00 00 00 00 00 00 00"), [fail(1002)], SERVER);
+  });
+  await t.step("a non-minimal length fails as soon as its last length byte arrives", () => {
+    for (const options of ROLES) {
+      const bytes = peerFrame(options, 0x2, [], { lengthBytes: 8, declared: 0xffff });
+      const parser = new FrameParser(options);
+      const recorder = new Recorder();
+      for (let i = 0; i < 9; i++) assert.equal(parser.push(bytes, i, i + 1, recorder), true);
+      assertEvents(recorder.events, []);
+      assert.equal(parser.push(bytes, 9, 10, recorder), false);
+      assertEvents(recorder.events, [fail(1002)]);
     }
   });
   await t.step("64-bit length with the most significant bit set fails with 1002", () => {

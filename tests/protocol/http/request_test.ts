@@ -335,6 +335,14 @@ Deno.test("HttpRequestParser: header errors", async (t) => {
     ["Host only port", "Host: :80\r\n", /invalid Host/],
     ["Host unclosed bracket", "Host: [::1\r\n", /invalid Host/],
     ["Host bad percent", "Host: a%zz\r\n", /invalid Host/],
+    // Found by the http-host fuzz property: brackets hold an IPv6 or IPvFuture literal only.
+    ["Host bracketed non-address", "Host: [zz]\r\n", /invalid Host/],
+    ["Host bracketed three colons", "Host: [:::]\r\n", /invalid Host/],
+    ["Host bracketed IPv4", "Host: [1.2.3.4]:80\r\n", /invalid Host/],
+    ["Host bracketed nine groups", "Host: [1:2:3:4:5:6:7:8:9]\r\n", /invalid Host/],
+    ["Host bracketed two ::", "Host: [1::2::3]\r\n", /invalid Host/],
+    ["Host bracketed octet 256", "Host: [::1.2.3.256]\r\n", /invalid Host/],
+    ["Host bracketed empty IPvFuture", "Host: [v1.]\r\n", /invalid Host/],
   ];
   for (const [name, fields, message] of cases) {
     await t.step(name, () => expectError(`GET / HTTP/1.1\r\n${fields}\r\n`, 400, message));
@@ -728,6 +736,44 @@ Deno.test("http_head helpers", async (t) => {
     for (const bad of ["a b", "a/b", "a@b", ":1", "[]", "[::1", "[::1]x", "a:b", "%4", "é"]) {
       assert.equal(isValidHost(bad), false, bad);
     }
+  });
+
+  await t.step("isValidHost: IP literals are RFC 3986 IPv6address or IPvFuture", () => {
+    // Found by the http-host fuzz property: any unreserved, sub-delim or ":" characters used
+    // to pass between brackets, so "[zz]" or "[:::]" was a valid Host.
+    const ok = [
+      "[::]",
+      "[::1]:8080",
+      "[1:2:3:4:5:6:7:8]",
+      "[1:2:3:4:5:6:7::]",
+      "[fe80::1]",
+      "[2001:db8::]",
+      "[::ffff:1.2.3.4]",
+      "[1:2:3:4:5:6:1.2.3.4]",
+      "[v1.x]",
+      "[V1F.a:b]",
+    ];
+    for (const host of ok) assert.equal(isValidHost(host), true, host);
+    const bad = [
+      "[zz]",
+      "[:::]",
+      "[:1]",
+      "[1:]",
+      "[1.2.3.4]",
+      "[1:2:3:4:5:6:7]",
+      "[1:2:3:4:5:6:7:8:9]",
+      "[1:2:3:4:5:6:7:8::]",
+      "[1::2::3]",
+      "[12345::]",
+      "[1:2:3:4:5:6:7:1.2.3.4]",
+      "[::1.2.3.256]",
+      "[::01.2.3.4]",
+      "[::1.2.3]",
+      "[v.x]",
+      "[vx]",
+      "[v1.]",
+    ];
+    for (const host of bad) assert.equal(isValidHost(host), false, host);
     assert.equal(isValidHost("a", true), false);
     assert.equal(isValidHost("a:", true), false);
     assert.equal(isValidHost("a:1", true), true);
