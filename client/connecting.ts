@@ -252,7 +252,7 @@ export class Connecting<T> implements PollTarget {
       this.fail(this.#error("HANDSHAKE_FAILED", v.message, 101), false);
       return;
     }
-    this.#handOver(v.protocol ?? "", leftover);
+    this.#handOver(v.protocol ?? "", res, leftover);
   }
 
   /**
@@ -260,7 +260,7 @@ export class Connecting<T> implements PollTarget {
    * the answer and after it is not read until the code awaiting `connect()` has run (and
    * set `onmessage`, say); it is then delivered in order.
    */
-  #handOver(protocol: string, leftover: Uint8Array | null): void {
+  #handOver(protocol: string, response: ParsedResponse, leftover: Uint8Array | null): void {
     const attempt = this.#attempt;
     this.#unregister();
     this.#phase = "done";
@@ -283,6 +283,7 @@ export class Connecting<T> implements PollTarget {
       attempt.port,
     );
     conn.protocol = protocol;
+    conn.headerText = response.text();
     if (attempt.data !== null) ws.data = attempt.data.value;
     if (attempt.handlers !== undefined) setOwnHandlers(ws, attempt.handlers);
     if (attempt.sharedManager) conn.onFinished(() => attempt.lease.release());

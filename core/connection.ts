@@ -15,7 +15,7 @@ import { Ready } from "../poller/poller.ts";
 import { type OPCODE_PING, OPCODE_PONG } from "../protocol/frame/opcodes.ts";
 import type { FrameHandler, FrameParser, MessageInflater } from "../protocol/frame/parser.ts";
 import { IO_FAILED, type Transport, WOULD_BLOCK } from "../transport/transport.ts";
-import type { ConnectionHost, ConnectionUser, SendResult } from "./host.ts";
+import { type ConnectionHost, type ConnectionUser, SendStatus } from "./host.ts";
 import type { OutboxConnection } from "./outbox.ts";
 
 /** `readyState` values, as in the WHATWG WebSocket. */
@@ -43,6 +43,7 @@ const F_CLOSE_RECEIVED = 64;
 const F_CLOSE_WHEN_FLUSHED = 128;
 const F_PING_OUTSTANDING = 256;
 const F_READS_HELD = 512;
+const F_LOST = 1024;
 
 /** Reads per readiness: a peer that sends without pause cannot hold the loop. */
 const READ_ROUNDS = 16;
@@ -119,6 +120,11 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   readonly remoteHost: string;
   /** Peer port. */
   readonly remotePort: number;
+  /**
+   * The header fields of the handshake the peer sent (request or response), one
+   * `name:value` per line: kept as one string, parsed only when the application asks.
+   */
+  headerText = "";
   #x: Extras<Connection<U>> | null = null;
 
   /**
@@ -219,6 +225,10 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   /** Reading is paused until {@link Connection.releaseReads}. */
   get readsHeld(): boolean {
     return (this.flags & F_READS_HELD) !== 0;
+  }
+  /** The connection ended without a closing handshake: the peer went away or reset it. */
+  get lost(): boolean {
+    return (this.flags & F_LOST) !== 0;
   }
 
   /** Code of the received close frame (1005 none). */
@@ -387,11 +397,16 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
       if (n === WOULD_BLOCK) return true;
       if (n === 0) {
         // End of stream: clean only when both close frames went through.
-        if (this.closeSent && this.closeReceived) this.finish(this.peerCode, this.peerReason);
-        else this.finish(1006, this.failReason);
+        if (this.closeSent && this.closeReceived) {
+          this.finish(this.peerCode, this.peerReason);
+        } else {
+          if (!this.closeReceived) this.flags |= F_LOST;
+          this.finish(1006, this.failReason);
+        }
         return false;
       }
       if (n === IO_FAILED) {
+        this.flags |= F_LOST;
         this.failReason ||= transport.lastErrorMessage;
         this.finish(1006, this.failReason);
         return false;
@@ -509,10 +524,10 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
 
   // ------------------------------------------------------------------ sending
 
-  /** Queues a data message. */
-  send(data: string | Uint8Array, binary: boolean, compress = true): SendResult {
+  /** Queues a data message: the frame's size, or a {@link SendStatus} value. */
+  send(data: string | Uint8Array, binary: boolean, compress = true): number {
     const host = this.host;
-    if (host === null || this.state !== OPEN) return "closed";
+    if (host === null || this.state !== OPEN) return SendStatus.CLOSED;
     return host.sendData(this, data, binary, compress);
   }
 

@@ -11,16 +11,31 @@ import type { OPCODE_PING, OPCODE_PONG } from "../protocol/frame/opcodes.ts";
 import type { FrameParser } from "../protocol/frame/parser.ts";
 import type { ManagerStats } from "./stats.ts";
 
-/** What `send()` did with a message (compare Bun's `ServerWebSocketSendStatus`). */
-export type SendResult =
-  /** Queued (or written) within the backpressure limit. */
-  | "sent"
+/**
+ * What `send()` returns besides a byte count (as Bun's `ServerWebSocketSendStatus`: a
+ * positive number is the size of the frame queued within the backpressure limit).
+ *
+ * @example
+ * ```ts
+ * import { SendStatus } from "./host.ts";
+ *
+ * function describe(status: number): string {
+ *   if (status > 0) return `queued ${status} bytes`;
+ *   if (status === SendStatus.BACKPRESSURE) return "queued, over the backpressure limit";
+ *   if (status === SendStatus.DROPPED) return "dropped by the backpressure policy";
+ *   return "not sent: the connection is closing or closed";
+ * }
+ * console.log(describe(SendStatus.DROPPED));
+ * ```
+ */
+export const SendStatus = {
   /** Queued, but the connection's unsent bytes are now past the backpressure limit. */
-  | "backpressure"
+  BACKPRESSURE: -1,
   /** Not queued: the `"drop"` policy dropped it, or the `"close"` policy closed the connection. */
-  | "dropped"
-  /** Not queued: the connection is closing, closed or detached. */
-  | "closed";
+  DROPPED: 0,
+  /** Not queued: the connection is closing, closed, still connecting or detached. */
+  CLOSED: -2,
+} as const;
 
 /**
  * The calls a connection makes on the manager that runs it. `C` is the connection type
@@ -58,8 +73,11 @@ export interface ConnectionHost<C> {
   returnParser(conn: C, parser: FrameParser): boolean;
   /** `conn`'s descriptor became writable: write what it has queued. */
   writable(conn: C): void;
-  /** Queues a data message (binary or text) for `conn`, within the backpressure policy. */
-  sendData(conn: C, data: string | Uint8Array, binary: boolean, compress: boolean): SendResult;
+  /**
+   * Queues a data message (binary or text) for `conn`, within the backpressure policy.
+   * @returns the frame's size, or a {@link SendStatus} value.
+   */
+  sendData(conn: C, data: string | Uint8Array, binary: boolean, compress: boolean): number;
   /** Queues a ping or a pong; false when the backpressure policy refused it. */
   sendControl(
     conn: C,
@@ -82,6 +100,10 @@ export interface ConnectionHost<C> {
   timersChanged(): void;
   /** Reads `conn` again on the next tick without waiting for readiness. */
   readAgain(conn: C): void;
+  /** Stops reading `conn` (and watching it for input) until {@link ConnectionHost.resumeReads}. */
+  pauseReads(conn: C): void;
+  /** Reads `conn` again, starting with what was kept while paused. */
+  resumeReads(conn: C): void;
   /** Subscribes `conn` to `topic`. */
   subscribe(conn: C, topic: string): void;
   /** Unsubscribes `conn` from `topic`. */

@@ -24,11 +24,11 @@ import {
   type MessageBudget,
 } from "../protocol/frame/parser.ts";
 import { CLOSED, CLOSING, type Connection, OPEN } from "./connection.ts";
-import type { ConnectionHost, SendResult } from "./host.ts";
+import { type ConnectionHost, SendStatus } from "./host.ts";
 import type { IoLoop, PollTarget } from "./io_loop.ts";
 import { MacrotaskQueue } from "./macrotask.ts";
 import { bufferedBytes, Outbox } from "./outbox.ts";
-import { createStats, type ManagerStats } from "./stats.ts";
+import { createStats, type ManagerStats, recordTick } from "./stats.ts";
 import { Timers } from "./timers.ts";
 import { TopicTree } from "./topics.ts";
 import type { Backplane, BackplaneFactory, BackplaneGap } from "./backplane.ts";
@@ -79,6 +79,11 @@ export interface ManagerOptions<T = unknown> {
   onBackplaneGap?: (gap: BackplaneGap) => void;
   /** The backplane failed (e.g. its broker is unreachable); it keeps retrying. */
   onBackplaneError?: (error: Error) => void;
+  /**
+   * `ws.publish()` also delivers to the publishing connection when it is subscribed.
+   * Default false (as Bun and uWS).
+   */
+  publishToSelf?: boolean;
   /** Handler functions; see {@link WebSocketHandlers}. */
   handlers?: WebSocketHandlers<T>;
 }
@@ -175,6 +180,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   readonly #closeTimeout: number;
   readonly #limit: number;
   readonly #policy: BackpressurePolicy;
+  readonly #publishToSelf: boolean;
   readonly #backplaneFactory: BackplaneFactory | null;
   readonly #onGap: ((gap: BackplaneGap) => void) | null;
   readonly #onBackplaneError: ((error: Error) => void) | null;
@@ -226,6 +232,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     this.#closeTimeout = options.closeTimeout ?? 5_000;
     this.#limit = options.backpressureLimit ?? 16 * 1024 * 1024;
     this.#policy = options.backpressurePolicy ?? "close";
+    this.#publishToSelf = options.publishToSelf ?? false;
     this.#timers = new Timers({
       pingInterval: options.pingInterval ?? 30_000,
       idleTimeout: options.idleTimeout ?? 60_000,
@@ -275,6 +282,13 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     return this.#conns.length;
   }
 
+  /** Bytes queued over all connections and not yet written (walks the connections). */
+  get bufferedAmount(): number {
+    let sum = 0;
+    for (const conn of this.#conns) sum += bufferedBytes(conn);
+    return sum;
+  }
+
   /** True between `start()` and the end of the loop. */
   get running(): boolean {
     return this.#running;
@@ -286,6 +300,13 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     return conn !== null && conn.host === this.#host && this.#conns[conn.index] === conn;
   }
 
+  /** Closes every connection (1001) and stops: for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#running) await this.closeAll();
+    this.stop();
+    await this.join();
+  }
+
   /** Iterates over the connections. */
   [Symbol.iterator](): IterableIterator<WebSocket<T>> {
     return this.#conns.map((c) => c.user)[Symbol.iterator]();
@@ -293,8 +314,8 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
 
   /**
    * Moves a connection from its current manager to this one (ws4py's `add`): queued data
-   * is written first on the old one. The connection keeps its state and unread bytes;
-   * subscriptions are dropped (topics belong to a manager).
+   * is written first on the old one. The connection keeps its state, its unread bytes and
+   * its topics.
    *
    * @throws {ManagerError} `NOT_OPEN` for a closed connection, `MANAGER_STOPPED` when this
    * manager is stopping; the poller's error when it cannot watch the descriptor (the
@@ -331,7 +352,15 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     // Times on the connection were on the old manager's clock: restart them on this one.
     if (conn.deadline !== 0) conn.deadline = this.#clock + this.#closeTimeout;
     this.#insert(conn);
-    if (conn.hasPending) this.#readAgain(conn);
+    // Its topics came with it.
+    const own = conn.topics;
+    if (own !== null) {
+      for (const topic of own) {
+        if (this.#topics.add(conn, own, topic)) this.#backplane?.subscribe(topic);
+      }
+    }
+    if (conn.readsHeld) this.#setInterest(conn);
+    if (conn.hasPending && !conn.readsHeld) this.#readAgain(conn);
   }
 
   /**
@@ -518,9 +547,19 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       reportError: (error: unknown, conn: Conn<T> | null = null) => this.#reportError(error, conn),
       timersChanged: () => this.#timersChanged(),
       readAgain: (conn) => this.#readAgain(conn),
+      pauseReads: (conn) => {
+        conn.holdReads();
+        this.#setInterest(conn);
+      },
+      resumeReads: (conn) => {
+        conn.releaseReads();
+        this.#setInterest(conn);
+        this.#readAgain(conn);
+      },
       subscribe: (conn, topic) => this.#subscribe(conn, topic),
       unsubscribe: (conn, topic) => this.#unsubscribe(conn, topic),
-      publish: (topic, data, binary, except) => this.#publish(topic, data, binary, except),
+      publish: (topic, data, binary, except) =>
+        this.#publish(topic, data, binary, this.#publishToSelf ? null : except),
       addTarget: (target, interest) => this.#addTarget(target, interest),
       modifyTarget: (target, interest) => this.#poller.modify(target.fd, TOKEN_OTHER, interest),
       removeTarget: (target) => this.#removeTarget(target),
@@ -598,10 +637,10 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     if (this.#table[conn.fd] === conn) this.#table[conn.fd] = undefined;
     this.#poller.unregister(conn.fd);
     this.#timers.closing.delete(conn);
+    // The connection keeps its own topic set: adopt() elsewhere subscribes it there again.
     const own = conn.topics;
     if (own !== null) {
       for (const topic of this.#topics.removeAll(conn, own)) this.#backplane?.unsubscribe(topic);
-      conn.topics = null;
     }
   }
 
@@ -732,28 +771,25 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     this.#timersChanged();
   }
 
-  #sendData(conn: Conn<T>, data: string | Uint8Array, binary: boolean): SendResult {
+  #sendData(conn: Conn<T>, data: string | Uint8Array, binary: boolean): number {
     const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT;
     const outbox = this.#outbox;
+    let length: number;
     if (conn.role === "client") {
       const frame = encodeFrame(opcode, data, { mask: true });
-      if (!this.#admit(conn, frame.length)) return this.#refused(conn);
+      length = frame.length;
+      if (!this.#admit(conn, length)) return SendStatus.DROPPED;
       outbox.pushChunk(conn, frame);
     } else {
-      const length = outbox.encode(opcode, data);
+      length = outbox.encode(opcode, data);
       const admitted = this.#admit(conn, length);
       if (admitted) outbox.pushEncoded(conn);
       outbox.releaseEncoded();
-      if (!admitted) return this.#refused(conn);
+      if (!admitted) return SendStatus.DROPPED;
     }
     this.stats.messagesOut++;
     this.#scheduleFlush();
-    return bufferedBytes(conn) > this.#limit ? "backpressure" : "sent";
-  }
-
-  /** The result of a message the backpressure policy refused. */
-  #refused(conn: Conn<T>): SendResult {
-    return conn.state === OPEN ? "dropped" : "closed";
+    return bufferedBytes(conn) > this.#limit ? SendStatus.BACKPRESSURE : length;
   }
 
   #sendControl(
@@ -847,7 +883,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         if (conn.role === "client") {
           // Client frames are masked with a key of their own: no sharing.
           const r = this.#sendData(conn, data, binary);
-          if (r === "sent" || r === "backpressure") {
+          if (r > 0 || r === SendStatus.BACKPRESSURE) {
             count++;
             viaSendData++;
           }
@@ -917,12 +953,15 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   }
 
   #setWriteInterest(conn: Conn<T>, on: boolean): void {
+    conn.blocked = on;
+    this.#setInterest(conn);
+  }
+
+  /** Watches `conn` for input unless its reads are held, and for writability while blocked. */
+  #setInterest(conn: Conn<T>): void {
     if (conn.fd < 0 || this.#table[conn.fd] !== conn) return;
-    this.#poller.modify(
-      conn.fd,
-      TOKEN_CONN,
-      on ? Interest.READABLE | Interest.WRITABLE : Interest.READABLE,
-    );
+    const read = conn.readsHeld ? 0 : Interest.READABLE;
+    this.#poller.modify(conn.fd, TOKEN_CONN, conn.blocked ? read | Interest.WRITABLE : read);
   }
 
   #onDrained(conn: Conn<T>): void {
@@ -983,6 +1022,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         if (this.#again.length > 0) this.#readAgainNow();
         this.#flush();
         this.#endTick();
+        recordTick(this.stats.ticks, (performance.now() - now) / 1000);
         if (this.#timers.due(this.#clock)) this.#housekeeping();
       }
     } finally {

@@ -2,10 +2,11 @@
  * The WebSocket object the application sees, server or client side.
  *
  * Its lifecycle follows ws4py (`once()`, `send()`, `close()`, `terminate()` and overridable
- * hooks `opened()`, `receivedMessage()`, `ponged()`, `closed()`), and the same moments are
- * dispatched to handler functions and as WHATWG events (`open`, `message`, `close`,
- * `error`) so browser-style code works. The engine's state of the connection lives in its
- * {@link Connection}; this object holds the application's data and listeners.
+ * hooks `opened()`, `receivedMessage()`, `ponged()`, `closed()`); the same moments go to
+ * handler functions (Bun style); it is an `EventTarget` dispatching WHATWG events (`open`,
+ * `message`, `error`, `close`, in the WHATWG order) so browser-style code works; and its
+ * messages are an async iterable with backpressure. The engine's state of the connection
+ * lives in its {@link Connection}; this object holds the application's data and listeners.
  *
  * @module
  */
@@ -23,11 +24,18 @@ import {
   type ReadyState,
   type Role,
 } from "./connection.ts";
+import { SendStatus } from "./host.ts";
+import { MessageQueue } from "./message_queue.ts";
 import { bufferedBytes } from "./outbox.ts";
 import type { ManagerStats } from "./stats.ts";
 
+export { SendStatus };
+
 /** How binary messages are delivered: `Uint8Array` (default) or `ArrayBuffer`. */
 export type BinaryType = "uint8array" | "arraybuffer";
+
+/** A received message as hooks, handlers, events and iteration see it. */
+export type Message = string | Uint8Array | ArrayBuffer;
 
 /**
  * An operation that the connection's state does not allow, e.g. `send()` on a client that
@@ -63,7 +71,7 @@ export class InvalidStateError extends FdwsError {
  *
  * const closes: number[] = [];
  * const handlers: WebSocketHandlers = {
- *   message: (ws, data) => ws.send(data as string | Uint8Array),
+ *   message: (ws, data) => void ws.send(data),
  *   close: (_ws, code) => void closes.push(code),
  * };
  * console.log(typeof handlers.message); // "function"
@@ -73,7 +81,7 @@ export interface WebSocketHandlers<T = unknown> {
   /** The connection is open. */
   open?(ws: WebSocket<T>): void;
   /** A complete message: a string for text, bytes for binary (see `binaryType`). */
-  message?(ws: WebSocket<T>, data: string | Uint8Array | ArrayBuffer): void;
+  message?(ws: WebSocket<T>, data: Message): void;
   /** The connection closed; runs once. 1006 when no close frame was received. */
   close?(ws: WebSocket<T>, code: number, reason: string): void;
   /** The connection wrote everything it had queued after its socket had been full. */
@@ -132,29 +140,54 @@ export interface WebSocketHost<T = unknown> {
   adopt(ws: WebSocket<T>): void;
 }
 
-/** One registered listener. */
-interface ListenerEntry {
-  fn: EventListenerOrEventListenerObject;
+/** Options of {@link WebSocket.send}. */
+export interface SendOptions {
+  /** For a string: send its UTF-8 bytes as a binary message. For bytes: default true. */
+  binary?: boolean;
+  /**
+   * Compress with permessage-deflate when it was negotiated. Default true (messages under
+   * the manager's threshold are never compressed).
+   */
+  compress?: boolean;
+}
+
+/** A listener as registered with the `EventTarget`: wrapped so that a throw is reported. */
+interface Registered {
+  type: string;
+  listener: EventListenerOrEventListenerObject;
   capture: boolean;
-  once: boolean;
-  removed: boolean;
+  wrapper: (event: Event) => void;
+}
+
+/** The events this object dispatches itself. */
+type OwnEvent = "open" | "message" | "error" | "close";
+
+function isOwnEvent(type: string): type is OwnEvent {
+  return type === "message" || type === "close" || type === "open" || type === "error";
 }
 
 /**
- * What most connections never need: listeners, `on*` handlers, own handler functions and
- * a non-default `binaryType`, allocated on first use. Listeners are kept here rather than
- * in an `EventTarget`: an `EventTarget` reports a listener's exception through
- * `reportError`, which ends the whole process in Deno; here it goes to the `error`
- * handler like any other callback's.
+ * What most connections never need: listener bookkeeping, `on*` handlers, own handler
+ * functions, a non-default `binaryType`, the message iterator and the parsed handshake
+ * headers; allocated on first use.
  */
 class LocalState<T> {
-  listeners: Map<string, ListenerEntry[]> = new Map();
-  onopen: ((ev: Event) => void) | null = null;
-  onmessage: ((ev: MessageEvent) => void) | null = null;
-  onclose: ((ev: CloseEvent) => void) | null = null;
-  onerror: ((ev: Event) => void) | null = null;
+  registered: Registered[] = [];
+  /** Listeners per event type: events nobody listens to are not even created. */
+  counts: Record<OwnEvent, number> = { open: 0, message: 0, error: 0, close: 0 };
+  /** `on*` handler values; each one's listener is registered when first set (WHATWG). */
+  attributes: Record<OwnEvent, ((ev: Event) => void) | null> = {
+    open: null,
+    message: null,
+    error: null,
+    close: null,
+  };
+  /** Which attributes have their listener registered. */
+  attached: Record<OwnEvent, boolean> = { open: false, message: false, error: false, close: false };
   handlers: WebSocketHandlers<T> | null = null;
   arrayBuffer = false;
+  queue: MessageQueue<Message> | null = null;
+  headers: Headers | null = null;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -171,9 +204,9 @@ let dispatchError: <T>(ws: WebSocket<T>, error: unknown) => boolean;
  * A WebSocket connection managed by a `WebSocketManager`.
  *
  * Subclass it and override the hooks (ws4py style), give the manager or server handler
- * functions, or add event listeners (WHATWG style): all three see the same moments. A
- * subclass hook that does not call `super` replaces the handlers and events of that
- * moment.
+ * functions, add event listeners (WHATWG style), or iterate its messages with
+ * `for await`: all see the same moments. A subclass hook that does not call `super`
+ * replaces the handlers, events and iteration of that moment.
  *
  * @typeParam T Type of the per-connection user data in {@link WebSocket.data}.
  *
@@ -188,10 +221,21 @@ let dispatchError: <T>(ws: WebSocket<T>, error: unknown) => boolean;
  * }
  * console.log(new Echo().readyState); // 0 until a server or client opens it
  * ```
+ *
+ * @example Messages as an async iterable
+ * ```ts
+ * import type { WebSocket } from "./websocket.ts";
+ *
+ * async function echo(ws: WebSocket): Promise<void> {
+ *   // Reading pauses while the loop body is slower than the peer.
+ *   for await (const message of ws) ws.send(message);
+ * }
+ * console.log(typeof echo); // "function"
+ * ```
  */
 // Structurally a ConnectionUser (its hooks); not declared with `implements`, which would
 // put that engine interface in the public API.
-export class WebSocket<T = unknown> {
+export class WebSocket<T = unknown> extends EventTarget {
   /** The connection is being opened (client side, before the handshake completed). */
   static readonly CONNECTING: 0 = CONNECTING;
   /** Open: messages flow both ways. */
@@ -249,7 +293,7 @@ export class WebSocket<T = unknown> {
     return this.#conn?.role ?? "server";
   }
 
-  /** How binary messages are delivered to hooks, handlers and events. */
+  /** How binary messages are delivered to hooks, handlers, events and iteration. */
   get binaryType(): BinaryType {
     return this.#local?.arrayBuffer ? "arraybuffer" : "uint8array";
   }
@@ -273,6 +317,28 @@ export class WebSocket<T = unknown> {
   /** Server side: the request target (`/chat?room=1`). Client side: the URL connected to. */
   get url(): string {
     return this.#conn?.url ?? "";
+  }
+
+  /**
+   * The headers of the opening handshake the peer sent: the upgrade request's on the
+   * server side, the 101 response's on the client side.
+   */
+  get headers(): Headers {
+    const local = this.#state();
+    if (local.headers === null) {
+      const headers = new Headers();
+      const text = this.#conn?.headerText ?? "";
+      let at = 0;
+      while (at < text.length) {
+        const end = text.indexOf("\n", at);
+        const line = text.slice(at, end < 0 ? text.length : end);
+        const colon = line.indexOf(":");
+        if (colon > 0) headers.append(line.slice(0, colon), line.slice(colon + 1));
+        at = end < 0 ? text.length : end + 1;
+      }
+      local.headers = headers;
+    }
+    return local.headers;
   }
 
   /** Address of the peer, or null when unknown. */
@@ -308,25 +374,30 @@ export class WebSocket<T = unknown> {
   // ---------------------------------------------------------------- sending
 
   /**
-   * Sends a message: text for a string (unless `binary` is true), binary for bytes.
-   * The data is copied (or encoded) at once; later changes to it do not matter.
+   * Sends a message: text for a string, binary for bytes (see {@link SendOptions}). The
+   * data is copied (or encoded) at once; later changes to it do not matter.
    *
-   * @returns true when queued; false when the connection is closing/closed or the
-   * `"drop"` backpressure policy dropped it (see {@link WebSocket.droppedMessages}).
+   * @param data The message.
+   * @param options `true`/`false` is short for `{ binary }`.
+   * @returns the size of the frame queued (> 0); or {@link SendStatus}`.BACKPRESSURE` (-1:
+   * queued, but the unsent bytes are past the backpressure limit), `.DROPPED` (0: the
+   * backpressure policy refused it, see {@link WebSocket.droppedMessages}) or `.CLOSED`
+   * (-2: the connection is closing, closed or detached).
    * @throws {InvalidStateError} while still connecting.
    */
-  send(data: string | ArrayBufferView | ArrayBuffer, binary?: boolean): boolean {
+  send(data: Message | ArrayBufferView, options?: boolean | SendOptions): number {
     const conn = this.#conn;
     if (conn === null || conn.state === CONNECTING) {
       throw new InvalidStateError("the WebSocket is connecting");
     }
-    let result;
+    const binary = typeof options === "boolean" ? options : options?.binary;
+    const compress = typeof options === "object" ? options.compress !== false : true;
     if (typeof data === "string") {
-      result = binary === true ? conn.send(utf8.encode(data), true) : conn.send(data, false);
-    } else {
-      result = conn.send(toBytes(data), binary !== false);
+      return binary === true
+        ? conn.send(utf8.encode(data), true, compress)
+        : conn.send(data, false, compress);
     }
-    return result === "sent" || result === "backpressure";
+    return conn.send(toBytes(data), binary !== false, compress);
   }
 
   /**
@@ -372,6 +443,22 @@ export class WebSocket<T = unknown> {
     this.#conn?.terminate();
   }
 
+  /** The async iterator over messages (see {@link WebSocket[Symbol.asyncIterator]}). */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    const local = this.#state();
+    if (local.queue !== null && !local.queue.done) {
+      throw new InvalidStateError("the messages of a WebSocket have one iterator at a time");
+    }
+    const conn = this.#conn;
+    const queue = new MessageQueue<Message>({
+      pause: () => conn?.host?.pauseReads(conn),
+      resume: () => conn?.host?.resumeReads(conn),
+    });
+    local.queue = queue;
+    if (conn === null || conn.state === CLOSED) queue.end();
+    return queue;
+  }
+
   // ---------------------------------------------------------------- topics
 
   /** Subscribes this connection to `topic` (see `WebSocketManager.publish`). */
@@ -391,8 +478,12 @@ export class WebSocket<T = unknown> {
     return this.#conn?.topics?.has(topic) ?? false;
   }
 
-  /** Publishes to every subscriber of `topic` except this connection. */
-  publish(topic: string, data: string | ArrayBufferView | ArrayBuffer, binary?: boolean): number {
+  /**
+   * Publishes to every subscriber of `topic`, except this connection unless the manager's
+   * `publishToSelf` is set; with a backplane also to subscribers elsewhere.
+   * @returns how many connections of this manager it was queued for.
+   */
+  publish(topic: string, data: Message | ArrayBufferView, binary?: boolean): number {
     const conn = this.#conn;
     const host = conn?.host ?? null;
     if (host === null) return 0;
@@ -416,21 +507,25 @@ export class WebSocket<T = unknown> {
     return this.#conn?.read() ?? false;
   }
 
-  /** Hook: the connection is open. Default: calls the `open` handler and dispatches `open`. */
+  /** Hook: the connection is open. Default: the `open` handler, then the `open` event. */
   opened(): void {
     this.#handlers()?.open?.(this);
-    const local = this.#local;
-    if (local !== null) this.#emit(new Event("open"), local.onopen);
+    if (this.#listens("open")) this.dispatchEvent(new Event("open"));
   }
 
-  /** Hook: a complete message arrived. Default: `message` handler and `message` event. */
+  /**
+   * Hook: a complete message arrived. Default: the `message` handler, the `message` event,
+   * then the async iterator.
+   */
   receivedMessage(data: string | Uint8Array): void {
     const local = this.#local;
     const out = typeof data === "string" || local === null || !local.arrayBuffer
       ? data
       : exactBuffer(data);
     this.#handlers()?.message?.(this, out);
-    if (local !== null) this.#emit(new MessageEvent("message", { data: out }), local.onmessage);
+    if (local === null) return;
+    if (local.counts.message > 0) this.dispatchEvent(new MessageEvent("message", { data: out }));
+    local.queue?.push(out, typeof out === "string" ? out.length : out.byteLength);
   }
 
   /** Hook: a pong arrived. Default: the `pong` handler. */
@@ -450,26 +545,34 @@ export class WebSocket<T = unknown> {
 
   /**
    * Hook: the connection is closed; runs exactly once. `code` is the peer's close code,
-   * 1005 when its close frame had none, 1006 when no close frame was received.
+   * 1005 when its close frame had none, 1006 when no close frame was received. Default:
+   * the `close` handler; then, as the WHATWG WebSocket does, an `error` event when the
+   * connection failed (the peer broke the protocol, went away without a closing handshake,
+   * or timed out) followed by the `close` event; the async iteration ends.
    */
   closed(code: number, reason: string): void {
     this.#handlers()?.close?.(this, code, reason);
     const local = this.#local;
-    if (local !== null) {
-      const conn = this.#conn;
-      const wasClean = conn !== null && conn.closeSent && conn.closeReceived;
-      this.#emit(new CloseEvent("close", { code, reason, wasClean }), local.onclose);
+    if (local === null) return;
+    const conn = this.#conn;
+    const wasClean = conn !== null && conn.closeSent && conn.closeReceived;
+    const failed = conn !== null && !wasClean && (conn.lost || conn.failReason !== "");
+    if (failed && local.counts.error > 0) this.dispatchEvent(new Event("error"));
+    if (local.counts.close > 0) {
+      this.dispatchEvent(new CloseEvent("close", { code, reason, wasClean }));
     }
+    local.queue?.end();
   }
 
   // ---------------------------------------------------------------- WHATWG events
 
   /**
-   * Adds an event listener (`open`, `message`, `close`, `error`). Supports the `once` and
-   * `signal` options. An exception thrown by a listener is reported to the manager's
-   * `error` handler (or the console), never to `reportError`.
+   * Adds an event listener (`open`, `message`, `error`, `close`), with the `once`,
+   * `signal` and `capture` options of `EventTarget`. An exception thrown by a listener is
+   * reported to the `error` handler (or the console), never to `reportError`, which would
+   * end the process in Deno.
    */
-  addEventListener(
+  override addEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
@@ -479,69 +582,112 @@ export class WebSocket<T = unknown> {
     const once = typeof options === "object" && options.once === true;
     const signal = typeof options === "object" ? options.signal : undefined;
     if (signal?.aborted) return;
-    const map = this.#state().listeners;
-    let list = map.get(type);
-    if (list === undefined) {
-      list = [];
-      map.set(type, list);
+    const local = this.#state();
+    if (local.registered.some((r) => r.type === type && r.listener === listener && r.capture === capture)) {
+      return;
     }
-    if (list.some((e) => e.fn === listener && e.capture === capture)) return;
-    list.push({ fn: listener, capture, once, removed: false });
-    signal?.addEventListener(
-      "abort",
-      () => this.removeEventListener(type, listener, { capture }),
-      { once: true },
-    );
+    const entry: Registered = {
+      type,
+      listener,
+      capture,
+      wrapper: (event: Event): void => {
+        if (once) this.#forget(entry);
+        try {
+          // Typed loosely on purpose: with `npm:` imports in the same type check, Node's
+          // `Event` declarations merge into the listener types.
+          const fn = listener as ((ev: Event) => void) | { handleEvent(ev: Event): void };
+          if (typeof fn === "function") fn.call(this, event);
+          else fn.handleEvent(event);
+        } catch (err) {
+          this.#listenerThrew(err, type);
+        }
+      },
+    };
+    local.registered.push(entry);
+    if (isOwnEvent(type)) local.counts[type]++;
+    super.addEventListener(type, entry.wrapper, { capture, once, signal });
+    signal?.addEventListener("abort", () => this.#forget(entry), { once: true });
   }
 
   /** Removes an event listener. */
-  removeEventListener(
+  override removeEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    const list = this.#local?.listeners.get(type);
-    if (list === undefined || listener === null) return;
+    const local = this.#local;
+    if (local === null || listener === null) return;
     const capture = typeof options === "boolean" ? options : options?.capture === true;
-    const i = list.findIndex((e) => e.fn === listener && e.capture === capture);
-    if (i < 0) return;
-    list[i].removed = true;
-    list.splice(i, 1);
+    const entry = local.registered.find((r) =>
+      r.type === type && r.listener === listener && r.capture === capture
+    );
+    if (entry === undefined) return;
+    super.removeEventListener(type, entry.wrapper, { capture });
+    this.#forget(entry);
   }
 
-  /** Dispatches an event to this connection's listeners; false when one called `preventDefault()`. */
-  dispatchEvent(event: Event): boolean {
-    if (this.#local !== null) this.#emit(event, null);
-    return !event.defaultPrevented;
+  #forget(entry: Registered): void {
+    const local = this.#local!;
+    const i = local.registered.indexOf(entry);
+    if (i < 0) return;
+    local.registered.splice(i, 1);
+    if (isOwnEvent(entry.type)) local.counts[entry.type]--;
   }
 
   /** `open` event handler property. */
   get onopen(): ((ev: Event) => void) | null {
-    return this.#local?.onopen ?? null;
+    return this.#local?.attributes.open ?? null;
   }
   set onopen(fn: ((ev: Event) => void) | null) {
-    this.#state().onopen = fn;
+    this.#setAttribute("open", fn);
   }
   /** `message` event handler property. */
   get onmessage(): ((ev: MessageEvent) => void) | null {
-    return this.#local?.onmessage ?? null;
+    return (this.#local?.attributes.message ?? null) as ((ev: MessageEvent) => void) | null;
   }
   set onmessage(fn: ((ev: MessageEvent) => void) | null) {
-    this.#state().onmessage = fn;
+    this.#setAttribute("message", fn as ((ev: Event) => void) | null);
   }
   /** `close` event handler property. */
   get onclose(): ((ev: CloseEvent) => void) | null {
-    return this.#local?.onclose ?? null;
+    return (this.#local?.attributes.close ?? null) as ((ev: CloseEvent) => void) | null;
   }
   set onclose(fn: ((ev: CloseEvent) => void) | null) {
-    this.#state().onclose = fn;
+    this.#setAttribute("close", fn as ((ev: Event) => void) | null);
   }
   /** `error` event handler property. */
   get onerror(): ((ev: Event) => void) | null {
-    return this.#local?.onerror ?? null;
+    return this.#local?.attributes.error ?? null;
   }
   set onerror(fn: ((ev: Event) => void) | null) {
-    this.#state().onerror = fn;
+    this.#setAttribute("error", fn);
+  }
+
+  /**
+   * As the WHATWG event handler attributes: the first non-null value registers a listener
+   * at that position in the listener order; later values (null included) reuse it.
+   */
+  #setAttribute(type: OwnEvent, fn: ((ev: Event) => void) | null): void {
+    const local = this.#state();
+    const attributes = local.attributes;
+    attributes[type] = fn;
+    if (fn === null || local.attached[type]) return;
+    local.attached[type] = true;
+    local.counts[type]++;
+    super.addEventListener(type, (event: Event): void => {
+      const handler = attributes[type];
+      if (handler === null) return;
+      try {
+        handler.call(this, event);
+      } catch (err) {
+        this.#listenerThrew(err, type);
+      }
+    });
+  }
+
+  /** True when an event of `type` would reach a listener or handler attribute. */
+  #listens(type: OwnEvent): boolean {
+    return this.#local !== null && this.#local.counts[type] > 0;
   }
 
   /** The handlers that see this connection's moments: its own, else its manager's. */
@@ -564,43 +710,10 @@ export class WebSocket<T = unknown> {
         console.error("fdws: the error handler threw:", inner);
       }
     }
-    const local = this.#local;
-    if (local === null) return handled;
-    const listened = local.onerror !== null || (local.listeners.get("error")?.length ?? 0) > 0;
-    if (listened) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.#emit(new ErrorEvent("error", { error, message }), local.onerror);
-    }
-    return handled || listened;
-  }
-
-  /** Runs the `on*` handler, then the listeners, each guarded; `target` is this object. */
-  #emit<E extends Event>(event: E, handler: ((ev: E) => void) | null): void {
-    const local = this.#local!;
-    Object.defineProperty(event, "target", { value: this, configurable: true });
-    Object.defineProperty(event, "currentTarget", { value: this, configurable: true });
-    if (handler !== null) {
-      try {
-        handler.call(this, event);
-      } catch (err) {
-        this.#listenerThrew(err, event.type);
-      }
-    }
-    const list = local.listeners.get(event.type);
-    if (list === undefined || list.length === 0) return;
-    for (const entry of list.length === 1 ? [list[0]] : list.slice()) {
-      if (entry.removed) continue;
-      if (entry.once) this.removeEventListener(event.type, entry.fn, { capture: entry.capture });
-      try {
-        // Typed loosely on purpose: with `npm:` imports in the same type check, Node's
-        // `Event` declarations merge into the listener types and no longer match `E`.
-        const fn = entry.fn as ((ev: E) => void) | { handleEvent(ev: E): void };
-        if (typeof fn === "function") fn.call(this, event);
-        else fn.handleEvent(event);
-      } catch (err) {
-        this.#listenerThrew(err, event.type);
-      }
-    }
+    if (!this.#listens("error")) return handled;
+    const message = error instanceof Error ? error.message : String(error);
+    this.dispatchEvent(new ErrorEvent("error", { error, message }));
+    return true;
   }
 
   #listenerThrew(err: unknown, type: string): void {

@@ -37,6 +37,7 @@ import { plainTransport } from "../transport/plain.ts";
 import type { Transport } from "../transport/transport.ts";
 import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
 import { ListenerTarget } from "./listener.ts";
+import { prometheusText } from "./metrics.ts";
 
 /** What a `fetch` handler may return. */
 export type FetchResult = Response | undefined | void;
@@ -76,8 +77,41 @@ export interface ServeOptions<T = unknown> extends ManagerOptions<T> {
   webSocketClass?: new () => WebSocket<T>;
   /** Run the connections on this manager instead of a new one. */
   manager?: WebSocketManager<T>;
-  /** On SIGINT/SIGTERM: stop accepting, close every connection with 1001, exit 0. Default false. */
-  signals?: boolean;
+  /**
+   * On SIGINT/SIGTERM: stop accepting, close every connection with 1001, then run the
+   * given cleanup (awaited) if this is a function, and exit 0. Default false.
+   */
+  signals?: boolean | ((signal: "SIGINT" | "SIGTERM") => void | Promise<void>);
+  /** Shuts the server down (as `shutdown()`) when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Origins allowed to open a WebSocket (compared with the `Origin` header, ignoring
+   * case); an upgrade from another origin gets 403. Requests without `Origin` (not from a
+   * browser) are allowed. Default: every origin.
+   */
+  origins?: readonly string[];
+  /**
+   * Subprotocols the server speaks, by preference: the first of them that the client
+   * offered is selected when the upgrade does not name one. Default: none selected.
+   */
+  protocols?: readonly string[];
+  /**
+   * Picks the subprotocol among those the client offered (`null`: none); overrides
+   * `protocols`. Runs for every upgrade that does not name one itself.
+   */
+  selectProtocol?: (offered: readonly string[], request: Request) => string | null;
+  /**
+   * Without a `fetch` handler: decides on each upgrade (after `origins`). `true` accepts,
+   * `false` refuses with 403, a `Response` is sent as the answer, an object accepts with
+   * those options (`data`, `headers`, `protocol`). May return a promise; it has the
+   * handshake timeout to settle.
+   */
+  verify?: (
+    request: Request,
+    server: Server<T>,
+  ) => boolean | Response | UpgradeOptions<T> | Promise<boolean | Response | UpgradeOptions<T>>;
+  /** Answers `GET` on this path with the server's metrics in the Prometheus text format. */
+  metricsPath?: string;
   /** Called once listening, with the bound address. */
   onListen?: (address: NetAddr) => void;
 }
@@ -102,6 +136,8 @@ export interface ServerStats {
   responses: Record<number, number>;
   /** Connections closed at accept because the process had no descriptor left. */
   droppedAtLimit: number;
+  /** Connections whose TLS handshake failed (a plaintext client, an alert, garbage). */
+  tlsHandshakeFailures: number;
 }
 
 /** Pending upgrade state attached to the `Request` given to `fetch`. */
@@ -131,7 +167,13 @@ export class Server<T = unknown> {
   /** The bound address. */
   readonly address: NetAddr;
   /** Counters. */
-  readonly stats: ServerStats = { accepted: 0, upgraded: 0, responses: {}, droppedAtLimit: 0 };
+  readonly stats: ServerStats = {
+    accepted: 0,
+    upgraded: 0,
+    responses: {},
+    droppedAtLimit: 0,
+    tlsHandshakeFailures: 0,
+  };
   /** Resolves when the server has shut down. */
   readonly finished: Promise<void>;
 
@@ -139,6 +181,11 @@ export class Server<T = unknown> {
   readonly #maxBody: number;
   readonly #maxConnections: number;
   readonly #fetch: ServeOptions<T>["fetch"];
+  readonly #verify: ServeOptions<T>["verify"];
+  readonly #origins: Set<string> | null;
+  readonly #protocols: readonly string[];
+  readonly #selectProtocol: ServeOptions<T>["selectProtocol"];
+  readonly #metricsPath: string | null;
   readonly #wsClass: new () => WebSocket<T>;
   readonly #listener: ListenerTarget;
   readonly #pending = new Set<HttpConnection>();
@@ -146,7 +193,7 @@ export class Server<T = unknown> {
   readonly #finished = Promise.withResolvers<void>();
   readonly #owner: HttpConnectionOwner;
   #shuttingDown: Promise<void> | null = null;
-  #signalHandler: (() => void) | null = null;
+  #signalHandlers: [() => void, () => void] | null = null;
   #unwatchedReported = false;
 
   /**
@@ -160,6 +207,13 @@ export class Server<T = unknown> {
     this.#maxBody = options.maxBodySize ?? 1024 * 1024;
     this.#maxConnections = options.maxConnections ?? Infinity;
     this.#fetch = options.fetch;
+    this.#verify = options.verify;
+    this.#origins = options.origins === undefined
+      ? null
+      : new Set(options.origins.map((o) => o.toLowerCase()));
+    this.#protocols = options.protocols ?? [];
+    this.#selectProtocol = options.selectProtocol;
+    this.#metricsPath = options.metricsPath ?? null;
     this.#wsClass = options.webSocketClass ?? (WebSocket as new () => WebSocket<T>);
     this.finished = this.#finished.promise;
     const handlers = options.websocket ?? options.handlers;
@@ -181,7 +235,9 @@ export class Server<T = unknown> {
         this.#pending.delete(conn);
         loop.removeTarget(conn);
       },
-      handshakeFailed: () => {},
+      handshakeFailed: () => {
+        this.stats.tlsHandshakeFailures++;
+      },
     };
     let target: ListenerTarget | null = null;
     try {
@@ -213,13 +269,26 @@ export class Server<T = unknown> {
     this.address = target.listener.address;
     if (!ownManager && handlers !== undefined) this.manager.handlers = handlers;
     this.manager.start();
-    if (options.signals) {
-      const handler = (): void => {
-        this.shutdown().then(() => Deno.exit(0));
+    const signals = options.signals;
+    if (signals) {
+      const cleanup = typeof signals === "function" ? signals : null;
+      const handler = (signal: "SIGINT" | "SIGTERM"): void => {
+        this.shutdown()
+          .then(() => cleanup?.(signal))
+          .catch((err) => console.error("fdws: the signal cleanup failed:", err))
+          .finally(() => Deno.exit(0));
       };
-      this.#signalHandler = handler;
-      Deno.addSignalListener("SIGINT", handler);
-      if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", handler);
+      const onInt = (): void => handler("SIGINT");
+      const onTerm = (): void => handler("SIGTERM");
+      this.#signalHandlers = [onInt, onTerm];
+      Deno.addSignalListener("SIGINT", onInt);
+      if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onTerm);
+    }
+    const abort = options.signal;
+    if (abort !== undefined) {
+      const onAbort = (): void => void this.shutdown();
+      if (abort.aborted) queueMicrotask(onAbort);
+      else abort.addEventListener("abort", onAbort, { once: true });
     }
     // A manager stopped directly (not through shutdown()) also ends the server.
     this.manager.join().then(
@@ -237,10 +306,11 @@ export class Server<T = unknown> {
   }
 
   #removeSignals(): void {
-    if (this.#signalHandler === null) return;
-    Deno.removeSignalListener("SIGINT", this.#signalHandler);
-    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", this.#signalHandler);
-    this.#signalHandler = null;
+    if (this.#signalHandlers === null) return;
+    const [onInt, onTerm] = this.#signalHandlers;
+    Deno.removeSignalListener("SIGINT", onInt);
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onTerm);
+    this.#signalHandlers = null;
   }
 
   /** The bound port. */
@@ -256,6 +326,45 @@ export class Server<T = unknown> {
   /** Connections still in their HTTP phase. */
   get pendingHandshakes(): number {
     return this.#pending.size;
+  }
+
+  /**
+   * Sends a message to every subscriber of `topic` (on this server's manager, and through
+   * its backplane to other workers and hosts).
+   * @returns how many connections of this manager it was queued for.
+   */
+  publish(
+    topic: string,
+    data: string | ArrayBufferView | ArrayBuffer,
+    options?: { binary?: boolean },
+  ): number {
+    return this.manager.publish(topic, data, options);
+  }
+
+  /** Number of this manager's subscribers of `topic`. */
+  subscriberCount(topic: string): number {
+    return this.manager.subscriberCount(topic);
+  }
+
+  /** The server's counters in the Prometheus text format. */
+  metrics(): string {
+    const s = this.stats;
+    return prometheusText({
+      manager: this.manager.stats,
+      connections: this.manager.size,
+      bufferedBytes: this.manager.bufferedAmount,
+      accepted: s.accepted,
+      upgraded: s.upgraded,
+      pendingHandshakes: this.#pending.size,
+      responses: s.responses,
+      droppedAtLimit: s.droppedAtLimit,
+      tlsHandshakeFailures: s.tlsHandshakeFailures,
+    });
+  }
+
+  /** Shuts the server down: for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
   }
 
   /**
@@ -353,8 +462,14 @@ export class Server<T = unknown> {
         );
         return;
       }
-      if (this.#fetch === undefined) {
-        this.#accept(conn, req, v.key, {});
+      const origin = req.get("origin");
+      if (this.#origins !== null && origin !== null && !this.#origins.has(origin.toLowerCase())) {
+        conn.respond(buildErrorResponse(403, { body: "origin not allowed" }), 403);
+        return;
+      }
+      const decide = this.#fetch ?? this.#verify;
+      if (decide === undefined && this.#selectProtocol === undefined) {
+        this.#accept(conn, req, v.key, { protocol: this.#pickProtocol(v.protocols) });
         return;
       }
       let request: Request;
@@ -364,10 +479,21 @@ export class Server<T = unknown> {
         conn.respond(buildErrorResponse(400, { body: (err as Error).message }), 400);
         return;
       }
+      if (decide === undefined) {
+        this.#accept(conn, req, v.key, { protocol: this.#pickProtocol(v.protocols, request) });
+        return;
+      }
       this.#tickets.set(request, { key: v.key, offered: v.protocols, chosen: null });
       conn.awaitHandler();
       this.#startFetch(conn, request, req, v.key);
       return;
+    }
+    if (this.#metricsPath !== null && req.method === "GET") {
+      const path = req.target.split("?", 1)[0];
+      if (path === this.#metricsPath) {
+        conn.respond(metricsResponse(this.metrics()), 200);
+        return;
+      }
     }
     if (this.#fetch === undefined) {
       conn.respond(
@@ -397,6 +523,18 @@ export class Server<T = unknown> {
       conn.awaitHandler();
       this.#runFetch(conn, req, null);
     }
+  }
+
+  /** The subprotocol the server picks among `offered` (`selectProtocol`, else `protocols`). */
+  #pickProtocol(offered: readonly string[], request?: Request): string | undefined {
+    if (offered.length === 0) return undefined;
+    const select = this.#selectProtocol;
+    if (select !== undefined && request !== undefined) {
+      const chosen = select(offered, request);
+      return chosen === null ? undefined : chosen;
+    }
+    for (const p of this.#protocols) if (offered.includes(p)) return p;
+    return undefined;
   }
 
   /** Runs `fetch` for a plain HTTP request. */
@@ -435,9 +573,11 @@ export class Server<T = unknown> {
     req: ParsedRequest,
     key: string | null,
   ): Promise<void> {
-    let result: FetchResult;
+    let result: FetchResult | boolean | UpgradeOptions<T>;
     try {
-      result = await this.#fetch!(request, this);
+      result = this.#fetch !== undefined
+        ? await this.#fetch(request, this)
+        : await this.#verify!(request, this);
     } catch (err) {
       this.#loop.reportError(err);
       if (conn.phase === "handler") {
@@ -450,8 +590,28 @@ export class Server<T = unknown> {
     if (key !== null) {
       const ticket = this.#tickets.get(request)!;
       this.#tickets.delete(request);
-      if (ticket.chosen !== null) {
-        this.#accept(conn, req, key, ticket.chosen);
+      let chosen = ticket.chosen;
+      if (chosen === null && this.#fetch === undefined) {
+        // verify(): true or options accept, false refuses, a Response answers.
+        if (result === true) chosen = {};
+        else if (result === false || result === undefined) {
+          conn.respond(buildErrorResponse(403, { body: "upgrade refused" }), 403);
+          return;
+        } else if (!(result instanceof Response)) chosen = result as UpgradeOptions<T>;
+      }
+      if (chosen !== null) {
+        if (chosen.protocol === undefined) {
+          chosen = { ...chosen, protocol: this.#pickProtocol(ticket.offered, request) };
+        } else {
+          try {
+            selectProtocol(ticket.offered, chosen.protocol);
+          } catch (err) {
+            this.#loop.reportError(err);
+            conn.respond(buildErrorResponse(500, { body: "invalid subprotocol" }), 500);
+            return;
+          }
+        }
+        this.#accept(conn, req, key, chosen);
         return;
       }
     }
@@ -499,6 +659,7 @@ export class Server<T = unknown> {
         conn.port,
       );
       wsConn.protocol = opts.protocol ?? "";
+      wsConn.headerText = req.text();
       if ("data" in opts) ws.data = opts.data as T;
       bindConnection(ws, wsConn);
     } catch (err) {
@@ -510,6 +671,19 @@ export class Server<T = unknown> {
     this.stats.upgraded++;
     attachConnection(this.manager, wsConn, conn.leftover, preface);
   }
+}
+
+/** A 200 answer with `text` in the Prometheus text format. */
+function metricsResponse(text: string): Uint8Array {
+  const body = new TextEncoder().encode(text);
+  const head = new TextEncoder().encode(
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n" +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+  );
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head);
+  out.set(body, head.length);
+  return out;
 }
 
 /**

@@ -240,6 +240,23 @@ export class HeaderList {
     for (const [n] of this.headers) if (n === key) return true;
     return false;
   }
+  /**
+   * The fields as one string, one `name:value` per line: the compact form a connection
+   * keeps for its whole life (an array of pairs costs several objects per field).
+   *
+   * @example
+   * ```ts
+   * import { HeaderList } from "./head.ts";
+   *
+   * console.log(new HeaderList([["Origin", "https://a.test"]]).text()); // "origin:https://a.test"
+   * ```
+   */
+  text(): string {
+    let out = "";
+    for (const [n, v] of this.headers) out += out === "" ? `${n}:${v}` : `\n${n}:${v}`;
+    return out;
+  }
+
 }
 
 /** A parse failure: the HTTP status a server would answer with, and why. */
