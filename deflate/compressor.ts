@@ -62,6 +62,27 @@ function allocateOutput(size: number, keep: number): void {
   outputAddress = addressOf(next);
 }
 
+/**
+ * The output buffer every compressor writes to: after a `compress` call returned `n`, the
+ * payload is its first `n` bytes, until the next `compress` of any compressor. Read it
+ * after the call (the call may replace the buffer).
+ *
+ * @example
+ * ```ts
+ * import { Compressor, compressorOutput } from "./compressor.ts";
+ *
+ * const c = new Compressor();
+ * const n = c.compress(new TextEncoder().encode("Hello"));
+ * console.log(compressorOutput() === c.output, n); // true 7
+ * c.free();
+ * ```
+ *
+ * @returns The shared buffer.
+ */
+export function compressorOutput(): Uint8Array {
+  return output;
+}
+
 function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new FdwsError("INVALID_OPTIONS", `fdws: ${name} must be an integer ${min}..${max}`);
@@ -112,7 +133,9 @@ export class Compressor {
 
   /**
    * The shared output buffer: the last result is its first `n` bytes, `n` being what
-   * `compress` returned. Overwritten by the next `compress` of any compressor.
+   * `compress` returned. Overwritten by the next `compress` of any compressor, and maybe
+   * replaced by it: read it after the call (`c.output.slice(0, c.compress(m))` reads the
+   * old buffer).
    */
   get output(): Uint8Array {
     return output;

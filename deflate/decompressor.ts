@@ -363,15 +363,17 @@ export class Decompressor {
     else this.#endMessage();
   }
 
-  /** Releases the zlib stream and any buffer. Idempotent. */
+  /**
+   * Releases the zlib stream and drops a message in progress. Idempotent. The result of
+   * the last `"done"` stays readable (a shared decompressor may be freed right after it
+   * produced a message).
+   */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
     this.#stream?.end();
     this.#stream = null;
     this.#endMessage();
-    this.#output = shared;
-    this.#outputLength = 0;
   }
 }
 
