@@ -46,7 +46,7 @@ export interface DeflateContextOptions {
  * Returned by the compress methods for a message to send uncompressed (RSV1 clear): shorter
  * than the threshold, or not smaller once compressed.
  */
-export const SEND_UNCOMPRESSED = -1;
+export const SEND_UNCOMPRESSED: -1 = -1;
 
 /**
  * Shared compressors and decompressors of one manager (one thread). Not thread-safe, like

@@ -206,8 +206,6 @@ export class Decompressor {
     if (this.#freed) {
       throw new FdwsError("ZLIB_STREAM_ENDED", "fdws: decompressor used after free()");
     }
-    let stream = this.#stream;
-    if (stream === null) stream = this.#stream = ZStream.inflate(this.windowBits);
     if (!this.#inMessage) {
       this.#inMessage = true;
       this.#sawEnd = false;
@@ -230,6 +228,8 @@ export class Decompressor {
       this.#endMessage();
       return "done";
     }
+    let stream = this.#stream;
+    if (stream === null) stream = this.#stream = ZStream.inflate(this.windowBits);
     let drained: number;
     if (fin && stream.setStagedInput(data, start, end, TAIL)) {
       drained = this.#drain(stream);

@@ -12,30 +12,30 @@
 
 import { FdwsError } from "../errors.ts";
 
-/** Return codes and flush modes of zlib.h (identical on every platform). */
-export const Z_OK = 0;
+/** Success (zlib.h's return codes and flush modes are identical on every platform). */
+export const Z_OK: number = 0;
 /** The end of a stream (a block with BFINAL set) was decoded. */
-export const Z_STREAM_END = 1;
+export const Z_STREAM_END: number = 1;
 /** Inflate needs a preset dictionary (never for raw deflate). */
-export const Z_NEED_DICT = 2;
+export const Z_NEED_DICT: number = 2;
 /** Inconsistent stream state or invalid parameter. */
-export const Z_STREAM_ERROR = -2;
+export const Z_STREAM_ERROR: number = -2;
 /** Input is not valid DEFLATE data. */
-export const Z_DATA_ERROR = -3;
+export const Z_DATA_ERROR: number = -3;
 /** zlib could not allocate memory. */
-export const Z_MEM_ERROR = -4;
+export const Z_MEM_ERROR: number = -4;
 /** No progress was possible (no input or no room for output); not fatal. */
-export const Z_BUF_ERROR = -5;
+export const Z_BUF_ERROR: number = -5;
 /** The library's major version differs from the one the caller assumed. */
-export const Z_VERSION_ERROR = -6;
+export const Z_VERSION_ERROR: number = -6;
 /** Flush: emit everything so far and align to a byte with an empty stored block. */
-export const Z_SYNC_FLUSH = 2;
+export const Z_SYNC_FLUSH: number = 2;
 /** Compression level chosen by zlib (6). */
-export const Z_DEFAULT_COMPRESSION = -1;
+export const Z_DEFAULT_COMPRESSION: number = -1;
 /** The only method zlib implements. */
-export const Z_DEFLATED = 8;
+export const Z_DEFLATED: number = 8;
 /** Normal string matching. */
-export const Z_DEFAULT_STRATEGY = 0;
+export const Z_DEFAULT_STRATEGY: number = 0;
 
 /**
  * Offsets and size of `struct z_stream_s` (zlib.h) for one C data model.
@@ -47,19 +47,33 @@ export const Z_DEFAULT_STRATEGY = 0;
 export interface ZStreamLayout {
   /** `sizeof(z_stream)`, also passed to the init functions, which check it. */
   readonly size: number;
+  /** `next_in`: next input byte (pointer). */
   readonly nextIn: number;
+  /** `avail_in`: bytes available at next_in (uInt). */
   readonly availIn: number;
+  /** `total_in`: input bytes read so far (uLong). */
   readonly totalIn: number;
+  /** `next_out`: where the next output byte goes (pointer). */
   readonly nextOut: number;
+  /** `avail_out`: room left at next_out (uInt). */
   readonly availOut: number;
+  /** `total_out`: output bytes written so far (uLong). */
   readonly totalOut: number;
+  /** `msg`: last error message or NULL (pointer). */
   readonly msg: number;
+  /** `state`: zlib's internal state (pointer). */
   readonly state: number;
+  /** `zalloc`: allocation function, NULL for zlib's default. */
   readonly zalloc: number;
+  /** `zfree`: release function, NULL for zlib's default. */
   readonly zfree: number;
+  /** `opaque`: passed to zalloc and zfree. */
   readonly opaque: number;
+  /** `data_type`: deflate's guess of the data type, inflate's decoding state (int). */
   readonly dataType: number;
+  /** `adler`: Adler-32 or CRC-32 of the uncompressed data (uLong). */
   readonly adler: number;
+  /** `reserved`: unused (uLong). */
   readonly reserved: number;
 }
 
