@@ -29,6 +29,9 @@ export type { ReadyState, Role } from "./core/connection.ts";
 export {
   type BinaryType,
   InvalidStateError,
+  type Message,
+  type SendOptions,
+  SendStatus,
   WebSocket,
   type WebSocketHandlers,
   type WebSocketHost,

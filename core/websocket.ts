@@ -156,7 +156,7 @@ interface Registered {
   type: string;
   listener: EventListenerOrEventListenerObject;
   capture: boolean;
-  wrapper: (event: Event) => void;
+  wrapper: EventListener;
 }
 
 /** The events this object dispatches itself. */
@@ -583,26 +583,26 @@ export class WebSocket<T = unknown> extends EventTarget {
     const signal = typeof options === "object" ? options.signal : undefined;
     if (signal?.aborted) return;
     const local = this.#state();
-    if (local.registered.some((r) => r.type === type && r.listener === listener && r.capture === capture)) {
+    if (
+      local.registered.some((r) =>
+        r.type === type && r.listener === listener && r.capture === capture
+      )
+    ) {
       return;
     }
-    const entry: Registered = {
-      type,
-      listener,
-      capture,
-      wrapper: (event: Event): void => {
-        if (once) this.#forget(entry);
-        try {
-          // Typed loosely on purpose: with `npm:` imports in the same type check, Node's
-          // `Event` declarations merge into the listener types.
-          const fn = listener as ((ev: Event) => void) | { handleEvent(ev: Event): void };
-          if (typeof fn === "function") fn.call(this, event);
-          else fn.handleEvent(event);
-        } catch (err) {
-          this.#listenerThrew(err, type);
-        }
-      },
+    // Typed by context (EventListener), not as `Event`: with `npm:` imports in the same
+    // type check, Node's `Event` declarations merge into the DOM's.
+    const wrapper: EventListener = (event) => {
+      if (once) this.#forget(entry);
+      try {
+        const fn = listener as ((ev: unknown) => void) | { handleEvent(ev: unknown): void };
+        if (typeof fn === "function") fn.call(this, event);
+        else fn.handleEvent(event);
+      } catch (err) {
+        this.#listenerThrew(err, type);
+      }
     };
+    const entry: Registered = { type, listener, capture, wrapper };
     local.registered.push(entry);
     if (isOwnEvent(type)) local.counts[type]++;
     super.addEventListener(type, entry.wrapper, { capture, once, signal });
@@ -674,15 +674,16 @@ export class WebSocket<T = unknown> extends EventTarget {
     if (fn === null || local.attached[type]) return;
     local.attached[type] = true;
     local.counts[type]++;
-    super.addEventListener(type, (event: Event): void => {
+    const wrapper: EventListener = (event) => {
       const handler = attributes[type];
       if (handler === null) return;
       try {
-        handler.call(this, event);
+        (handler as (ev: unknown) => void).call(this, event);
       } catch (err) {
         this.#listenerThrew(err, type);
       }
-    });
+    };
+    super.addEventListener(type, wrapper);
   }
 
   /** True when an event of `type` would reach a listener or handler attribute. */

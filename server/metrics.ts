@@ -97,7 +97,12 @@ export function prometheusText(source: MetricsSource): string {
     "Connections failed for breaking the protocol.",
     m.protocolErrors,
   );
-  metric("fdws_callback_errors_total", "counter", "Application callbacks that threw.", m.callbackErrors);
+  metric(
+    "fdws_callback_errors_total",
+    "counter",
+    "Application callbacks that threw.",
+    m.callbackErrors,
+  );
   metric("fdws_accepted_total", "counter", "TCP connections accepted.", source.accepted);
   metric("fdws_upgraded_total", "counter", "Upgrades accepted (101).", source.upgraded);
   metric(

@@ -256,7 +256,6 @@ export class HeaderList {
     for (const [n, v] of this.headers) out += out === "" ? `${n}:${v}` : `\n${n}:${v}`;
     return out;
   }
-
 }
 
 /** A parse failure: the HTTP status a server would answer with, and why. */

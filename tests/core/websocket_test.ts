@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type Server, WebSocket } from "../../mod.ts";
+import { SendStatus, type Server, WebSocket } from "../../mod.ts";
 import { delay, waitFor } from "../fixtures/harness.ts";
 import { parseClose, serverTest, withServer } from "../fixtures/manager/helpers.ts";
 
@@ -210,18 +210,20 @@ serverTest("WHATWG events and on* properties work on the server-side ws", async 
     await c.close(4100, "events");
     await waitFor(() => seen.some((s) => s.startsWith("close listener")), 2_000, "close event");
   });
+  // Issue 15: listeners and on* handlers run in the order they were registered (WHATWG);
+  // here the listeners came first.
   assert.deepEqual(seen, [
-    "onmessage string",
     "once",
     "listener one",
-    "onmessage object",
-    "listener Uint8Array 2",
     "onmessage string",
-    "listener arraybuffer",
+    "listener Uint8Array 2",
     "onmessage object",
+    "listener arraybuffer",
+    "onmessage string",
     "listener ArrayBuffer 1",
-    "onclose 4100 events true 3",
+    "onmessage object",
     "close listener 4100 events true",
+    "onclose 4100 events true 3",
   ]);
 });
 
@@ -265,7 +267,8 @@ serverTest("closed() runs exactly once, with the code the peer gave or 1006", as
     ws.terminate();
     ws.terminate();
     assert.equal(ws.readyState, WebSocket.CLOSED);
-    assert.equal(ws.send("late"), false);
+    // Issue 15: send() returns a status; CLOSED (-2) is the old `false` here.
+    assert.equal(ws.send("late"), SendStatus.CLOSED);
     assert.equal(ws.ping(), false);
     ws.close(1000); // no-op once closed
     assert.equal((await killed.closed).code, 1006);
@@ -276,10 +279,10 @@ serverTest("closed() runs exactly once, with the code the peer gave or 1006", as
     const cws = sockets.get("/closing")!;
     cws.close(4003, "server says bye");
     assert.equal(cws.readyState, WebSocket.CLOSING);
-    assert.equal(cws.send("too late"), false);
+    assert.equal(cws.send("too late"), SendStatus.CLOSED);
     assert.deepEqual(await closing.closed, { code: 4003, reason: "server says bye" });
     await waitFor(() => closes.size === 6, 2_000, "six closes");
-    assert.equal(cws.send("later"), false);
+    assert.equal(cws.send("later"), SendStatus.CLOSED);
     assert.equal(cws.readyState, WebSocket.CLOSED);
     assert.equal(closing.messages.length, 0);
 
