@@ -80,7 +80,6 @@ serverTest(
         },
       },
     }, async (s) => {
-      const { default: NodeWebSocket } = await import("npm:ws@8");
       const c = new NodeWebSocket(`ws://127.0.0.1:${s.port}/room?id=3`, {
         headers: { "X-Token": "abc" },
       });
