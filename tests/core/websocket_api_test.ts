@@ -83,11 +83,11 @@ serverTest(
       const c = new NodeWebSocket(`ws://127.0.0.1:${s.port}/room?id=3`, {
         headers: { "X-Token": "abc" },
       });
-      await new Promise((resolve) => c.on("open", resolve));
+      await new Promise<void>((resolve) => c.on("open", () => resolve()));
       c.send("hi");
       await waitFor(() => seen.length === 2, 2_000, "message");
       c.terminate();
-      await new Promise((resolve) => c.on("close", resolve));
+      await new Promise<void>((resolve) => c.on("close", () => resolve()));
       assert.deepEqual(seen, ["open /room?id=3 abc 127.0.0.1", "message abc"]);
     });
   },
