@@ -53,13 +53,13 @@ function tcpSocket(lib: Libc, family: 4 | 6): number {
 /** Makes a descriptor non-blocking and close-on-exec where socket flags cannot (macOS). */
 function prepareDescriptor(lib: Libc, fd: number): void {
   const c = lib.c;
-  const flags = lib.sym.fcntl(fd, c.F_GETFL, 0);
-  if (flags < 0 || lib.sym.fcntl(fd, c.F_SETFL, flags | c.O_NONBLOCK) < 0) {
+  const flags = lib.fcntl(fd, c.F_GETFL, 0);
+  if (flags < 0 || lib.fcntl(fd, c.F_SETFL, flags | c.O_NONBLOCK) < 0) {
     const e = errno();
     lib.sym.close(fd);
     throw new SyscallError("fcntl", e);
   }
-  lib.sym.fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
+  lib.fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
 }
 
 /**

@@ -14,6 +14,7 @@
  */
 
 import { KQUEUE } from "../ffi/constants.ts";
+import { setCloseOnExec } from "../ffi/descriptor.ts";
 import { errno, fail, SyscallError } from "../ffi/errno.ts";
 import {
   decodeKevent,
@@ -403,7 +404,11 @@ export class KqueuePoller extends BasePoller {
     this.#kq = kq;
     // Like every descriptor this package opens: close-on-exec, whatever the system's rules
     // for kqueues across fork().
-    this.#lib.sym.fcntl(kq, c.F_SETFD, c.FD_CLOEXEC);
+    const cloexecErr = setCloseOnExec(this.#lib, kq);
+    if (cloexecErr !== 0) {
+      this.#lib.sym.close(kq);
+      throw new SyscallError("fcntl", cloexecErr, "kqueue");
+    }
 
     const wakeView = new DataView(this.#wakeChange.buffer);
     const receiptView = new DataView(this.#wakeReceipt.buffer);

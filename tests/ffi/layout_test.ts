@@ -726,8 +726,8 @@ Deno.test({
       const fd = sym.socket(c.AF_INET6, c.SOCK_STREAM | c.SOCK_NONBLOCK | c.SOCK_CLOEXEC, 0);
       assert.ok(fd >= 0);
       try {
-        assert.equal(sym.fcntl(fd, c.F_GETFL, 0) & c.O_NONBLOCK, c.O_NONBLOCK);
-        assert.equal(sym.fcntl(fd, c.F_GETFD, 0), c.FD_CLOEXEC);
+        assert.equal(lib.fcntl(fd, c.F_GETFL, 0) & c.O_NONBLOCK, c.O_NONBLOCK);
+        assert.equal(lib.fcntl(fd, c.F_GETFD, 0), c.FD_CLOEXEC);
         const one = new Int32Array([1]);
         assert.equal(sym.setsockopt(fd, c.SOL_SOCKET, c.SO_REUSEPORT, one, 4), 0);
         assert.equal(sym.setsockopt(fd, c.IPPROTO_IPV6, c.IPV6_V6ONLY, one, 4), 0);
