@@ -85,12 +85,6 @@ export function getIntOption(fd: number, level: number, name: number): number {
   return intOpt[0];
 }
 
-/** Disables Nagle's algorithm: small WebSocket frames go out at once. */
-export function setNoDelay(fd: number, on = true): void {
-  const c = libc().c;
-  setIntOption(fd, c.IPPROTO_TCP, c.TCP_NODELAY, on ? 1 : 0);
-}
-
 /** Closes a descriptor. EINTR is not retried: on Linux the descriptor is gone either way. */
 export function closeFd(fd: number): void {
   libc().sym.close(fd);
@@ -107,14 +101,6 @@ export function localAddress(fd: number): NetAddr {
   const lib = libc();
   socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
   if (lib.sym.getsockname(fd, sockaddrBuf, socklenBuf) < 0) fail("getsockname");
-  return toAddr(lib, sockaddrBuf);
-}
-
-/** The address of the peer of a connected socket (getpeername). */
-export function peerAddress(fd: number): NetAddr {
-  const lib = libc();
-  socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
-  if (lib.sym.getpeername(fd, sockaddrBuf, socklenBuf) < 0) fail("getpeername");
   return toAddr(lib, sockaddrBuf);
 }
 
