@@ -192,6 +192,9 @@ export class TcpListener {
     const lib = this.#lib;
     const c = lib.c;
     const E = c.errno;
+    // Lost when another thread took its number while it was lent out: take one back
+    // before the table fills up again.
+    if (this.#spareFd < 0) this.#spareFd = openSpare(lib);
     for (;;) {
       this.#peerLen[0] = SOCKADDR_STORAGE_SIZE;
       const fd = lib.accept4 !== null

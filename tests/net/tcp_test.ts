@@ -206,6 +206,73 @@ Deno.test("an accepted connection that cannot be prepared is closed", async (t) 
   assert.equal(openFds(), before, "descriptor leak");
 });
 
+/** This thread's errno, writable: a fake call sets it as the real one would. */
+const errnoCell = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(real.errnoView.pointer, 4));
+
+Deno.test("a spare descriptor lost to another thread is taken back", async (t) => {
+  const before = openFds();
+  // open() fails while `spareBlocked` (another thread holds the last free number);
+  // accept4() fails with EMFILE while `full`; every other call is the real one.
+  let spareBlocked = true;
+  let full = false;
+  /** How many more opens fail even once the spare is no longer blocked. */
+  let failOpens = 0;
+  const missing = new TextEncoder().encode("/nonexistent/fdws\0");
+  const lib: Libc = {
+    ...real,
+    sym: {
+      ...real.sym,
+      open: (path, flags) => {
+        const fail = spareBlocked || failOpens-- > 0;
+        return real.sym.open(fail ? missing : path, flags);
+      },
+    },
+    accept4: (fd, addr, len, flags) => {
+      if (!full) return real.accept4!(fd, addr, len, flags);
+      errnoCell[0] = c.errno.EMFILE;
+      return -1;
+    },
+  };
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0 }, lib);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    await t.step("at the limit with no spare: EMFILE goes to the caller", async () => {
+      conns.push(...await clients(listener.address.port, 1));
+      full = true;
+      assert.throws(
+        () => listener.accept(),
+        (err: unknown) => err instanceof SyscallError && err.errno === c.errno.EMFILE,
+      );
+    });
+    await t.step("once a number is free, the next accept takes the spare back", async () => {
+      spareBlocked = false;
+      assert.equal(listener.accept(), -1, "the waiting connection is dropped, not served");
+      assert.equal(listener.droppedAtLimit, 1);
+      assert.ok(await closedByServer(conns[0]), "client closed");
+    });
+    await t.step("losing it again in the exchange is survived the same way", async () => {
+      conns.push(...await clients(listener.address.port, 2));
+      // The spare is lent for the first waiting connection and cannot be reopened: that
+      // one is dropped, then EMFILE goes to the caller, who retries later.
+      failOpens = 1;
+      assert.throws(
+        () => listener.accept(),
+        (err: unknown) => err instanceof SyscallError && err.errno === c.errno.EMFILE,
+      );
+      assert.equal(listener.droppedAtLimit, 2);
+      assert.ok(await closedByServer(conns[1]));
+      assert.equal(listener.accept(), -1, "the retry takes the spare back and drops the next");
+      assert.equal(listener.droppedAtLimit, 3);
+      assert.ok(await closedByServer(conns[2]));
+    });
+    full = false;
+  } finally {
+    for (const conn of conns) conn.close();
+    listener.close();
+  }
+  assert.equal(openFds(), before, "descriptor leak");
+});
+
 Deno.test("connect and listen close their socket when it cannot be prepared", async (t) => {
   const before = openFds();
   const port = (() => {
