@@ -23,6 +23,7 @@ import {
   type KeventLayout,
   keventLayout,
   TIMESPEC_SIZE,
+  writeKevent,
 } from "../ffi/layout.ts";
 import { type Libc, libc } from "../ffi/libc.ts";
 import { BasePoller, clampTimeout } from "./base.ts";
@@ -55,11 +56,8 @@ export function evfiltUser(os: string = Deno.build.os): number {
 
 /**
  * Writes the change of one descriptor filter as `struct kevent` entry `index` of `view`,
- * with `udata` = generation << 32 | fd.
- *
- * The two 32-bit halves of `udata` are written separately because a generation above
- * 2^21 would not survive the round trip through a JS number that {@link encodeKevent}
- * takes; every other offset is the layout's.
+ * with `udata` = generation << 32 | fd (through {@link writeKevent}, which keeps a
+ * generation above 2^21 exact where a JS number for the whole `udata` would not).
  *
  * @example
  * ```ts
@@ -80,14 +78,7 @@ export function writeChange(
   filter: number,
   flags: number,
 ): void {
-  const o = index * layout.size;
-  // The buffer is reused: stale data, fflags or FreeBSD ext[] words must not reach the kernel.
-  for (let i = 0; i < layout.size; i += 4) view.setUint32(o + i, 0, true);
-  view.setUint32(o + layout.ident, fd, true);
-  view.setInt16(o + layout.filter, filter, true);
-  view.setUint16(o + layout.flags, flags, true);
-  view.setUint32(o + layout.udata, fd, true);
-  view.setUint32(o + layout.udata + 4, generation, true);
+  writeKevent(view, index, layout, fd, filter, flags, 0, 0, fd, generation);
 }
 
 /**
