@@ -72,8 +72,59 @@ export interface Kevent {
   udata: number;
 }
 
+const TWO_32 = 2 ** 32;
+
 /**
- * Writes `ev` as a `struct kevent` at entry `index` of `view`.
+ * Writes one `struct kevent` at entry `index` of `view`: the one place that knows how its
+ * fields are stored. The entry is zeroed first (the buffers are reused, and stale bytes in
+ * FreeBSD's `ext[]` or in `data` must not reach the kernel). Nothing is allocated: the
+ * 64-bit fields are written as 32-bit halves, and `udata` is taken as its two halves
+ * because a token in its high half can exceed what a JS number holds exactly.
+ *
+ * @param ident The descriptor (or EVFILT_USER identifier); below 2^53.
+ * @param data A signed value below 2^53 in magnitude.
+ * @param udataLow Bits 0-31 of `udata`.
+ * @param udataHigh Bits 32-63 of `udata`.
+ *
+ * @example
+ * ```ts
+ * import { decodeKevent, keventLayout, writeKevent } from "./layout.ts";
+ * const layout = keventLayout("darwin");
+ * const view = new DataView(new ArrayBuffer(layout.size));
+ * writeKevent(view, 0, layout, 7, -1, 0x0001, 0, 0, 7, 3);
+ * console.log(decodeKevent(view, 0, layout).udata === 3 * 2 ** 32 + 7); // true
+ * ```
+ */
+export function writeKevent(
+  view: DataView,
+  index: number,
+  layout: KeventLayout,
+  ident: number,
+  filter: number,
+  flags: number,
+  fflags: number,
+  data: number,
+  udataLow: number,
+  udataHigh: number,
+): void {
+  const o = index * layout.size;
+  for (let i = 0; i < layout.size; i += 4) view.setUint32(o + i, 0, true);
+  view.setUint32(o + layout.ident, ident % TWO_32, true);
+  view.setUint32(o + layout.ident + 4, Math.floor(ident / TWO_32), true);
+  view.setInt16(o + layout.filter, filter, true);
+  view.setUint16(o + layout.flags, flags, true);
+  view.setUint32(o + layout.fflags, fflags >>> 0, true);
+  // Two's complement from halves: the high half is the floor, the low half what remains.
+  const dataHigh = Math.floor(data / TWO_32);
+  view.setUint32(o + layout.data, data - dataHigh * TWO_32, true);
+  view.setInt32(o + layout.data + 4, dataHigh, true);
+  view.setUint32(o + layout.udata, udataLow >>> 0, true);
+  view.setUint32(o + layout.udata + 4, udataHigh >>> 0, true);
+}
+
+/**
+ * Writes `ev` as a `struct kevent` at entry `index` of `view` (through
+ * {@link writeKevent}).
  *
  * @example
  * ```ts
@@ -89,14 +140,18 @@ export function encodeKevent(
   layout: KeventLayout,
   ev: Kevent,
 ): void {
-  const o = index * layout.size;
-  for (let i = 0; i < layout.size; i += 4) view.setUint32(o + i, 0, true);
-  view.setBigUint64(o + layout.ident, BigInt(ev.ident), true);
-  view.setInt16(o + layout.filter, ev.filter, true);
-  view.setUint16(o + layout.flags, ev.flags, true);
-  view.setUint32(o + layout.fflags, ev.fflags >>> 0, true);
-  view.setBigInt64(o + layout.data, BigInt(ev.data), true);
-  view.setBigUint64(o + layout.udata, BigInt(ev.udata), true);
+  writeKevent(
+    view,
+    index,
+    layout,
+    ev.ident,
+    ev.filter,
+    ev.flags,
+    ev.fflags,
+    ev.data,
+    ev.udata % TWO_32,
+    Math.floor(ev.udata / TWO_32),
+  );
 }
 
 /**

@@ -5,7 +5,15 @@
  */
 
 import { type Constants, constantsFor } from "./constants.ts";
-import { BSD_SYMBOLS, COMMON_SYMBOLS, FREEBSD_SYMBOLS, LINUX_SYMBOLS } from "./symbols.ts";
+import {
+  BSD_SYMBOLS,
+  COMMON_SYMBOLS,
+  FCNTL_APPLE_ARM64_SYMBOLS,
+  FCNTL_SYMBOLS,
+  FREEBSD_SYMBOLS,
+  LINUX_SYMBOLS,
+  variadicOnStack,
+} from "./symbols.ts";
 import { FdwsError } from "../errors.ts";
 
 type Common = Deno.DynamicLibrary<typeof COMMON_SYMBOLS>["symbols"];
@@ -25,6 +33,12 @@ export interface Libc {
   readonly accept4: FreeBsd["accept4"] | null;
   /** pipe2 where it exists (Linux, FreeBSD), or null (macOS). */
   readonly pipe2: FreeBsd["pipe2"] | null;
+  /**
+   * `fcntl(fd, cmd, arg)` with the integer `arg` passed where this platform's variadic
+   * calling convention puts it (see `FCNTL_SYMBOLS`). Commands without an argument
+   * (F_GETFL, F_GETFD) take 0. Returns what fcntl returns; errno is left untouched.
+   */
+  readonly fcntl: (fd: number, cmd: number, arg: number) => number;
   /** Constants of this system. */
   readonly c: Constants;
   /** Pointer to this thread's errno. */
@@ -43,6 +57,38 @@ export function libraryPath(os: string = Deno.build.os): string {
     default:
       throw new FdwsError("UNSUPPORTED_PLATFORM", `fdws: unsupported operating system "${os}"`);
   }
+}
+
+/**
+ * Binds a C function shaped like fcntl, `int f(int, int, ...)` called with one integer
+ * variadic argument, so that the argument goes where the callee's `va_arg` reads it on
+ * this platform (see `FCNTL_SYMBOLS` for the reasoning per calling convention).
+ *
+ * @param path The shared library.
+ * @param name The function's symbol name.
+ * @param onStack Whether variadic arguments go on the stack (Apple arm64); by default
+ *   the running platform's answer.
+ * @returns `(a, b, arg) => result`.
+ *
+ * @example
+ * ```ts
+ * import { bindFcntlShaped, libraryPath } from "./libc.ts";
+ * const fcntl = bindFcntlShaped(libraryPath(), "fcntl");
+ * console.log(fcntl(0, 1, 0)); // F_GETFD of stdin
+ * ```
+ */
+export function bindFcntlShaped(
+  path: string,
+  name: string,
+  onStack: boolean = variadicOnStack(),
+): (a: number, b: number, arg: number) => number {
+  if (onStack) {
+    const def = { f: { ...FCNTL_APPLE_ARM64_SYMBOLS.fcntl, name } } as const;
+    const f = Deno.dlopen(path, def).symbols.f;
+    return (a, b, arg) => f(a, b, 0n, 0n, 0n, 0n, 0n, 0n, BigInt(arg));
+  }
+  const f = Deno.dlopen(path, { f: { ...FCNTL_SYMBOLS.fcntl, name } } as const).symbols.f;
+  return (a, b, arg) => f(a, b, BigInt(arg));
 }
 
 let instance: Libc | null = null;
@@ -78,6 +124,7 @@ export function libc(): Libc {
     errnoPtr = bsd.__error();
     if (os === "freebsd") fbsd = Deno.dlopen(path, FREEBSD_SYMBOLS).symbols;
   }
+  const fcntl = bindFcntlShaped(path, "fcntl", variadicOnStack(os, Deno.build.arch));
   if (errnoPtr === null) {
     throw new FdwsError("ERRNO_UNAVAILABLE", "fdws: the C library returned no errno location");
   }
@@ -87,6 +134,7 @@ export function libc(): Libc {
     bsd,
     accept4: linux?.accept4 ?? fbsd?.accept4 ?? null,
     pipe2: linux?.pipe2 ?? fbsd?.pipe2 ?? null,
+    fcntl,
     c,
     errnoView: new Deno.UnsafePointerView(errnoPtr),
   };

@@ -37,7 +37,13 @@ export const COMMON_SYMBOLS = {
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /**
+   * `int open(const char *path, int flags, ...)` is variadic, but its third argument (the
+   * mode) is read only when `flags` has O_CREAT (or O_TMPFILE on Linux): glibc, FreeBSD's
+   * libc and Apple's libsyscall all call `va_arg` under that test alone. Without those
+   * flags the call has only named arguments, which every ABI passes the same way, so this
+   * two-argument binding is exact everywhere. Never pass O_CREAT through it.
+   */
   open: { parameters: ["buffer", "i32"], result: "i32" },
   pipe: { parameters: ["buffer"], result: "i32" },
   select: { parameters: ["i32", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
@@ -59,6 +65,66 @@ export const COMMON_SYMBOLS = {
   },
   freeaddrinfo: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * `int fcntl(int fd, int cmd, ...)` is variadic, and a variadic argument does not travel
+ * where a named one would on every ABI; Deno's FFI can only describe named arguments. The
+ * binding is chosen per calling convention so that the third argument lands where the
+ * callee's `va_arg` reads it:
+ *
+ * - x86_64 (System V: Linux, macOS, FreeBSD) and generic AAPCS64 (Linux and FreeBSD on
+ *   aarch64): variadic arguments use the same registers as named ones, so the third
+ *   argument is the third integer register (rdx / x2) either way: {@link FCNTL_SYMBOLS}.
+ *   System V also wants %al to bound the vector registers a variadic call uses, which a
+ *   fixed-argument call may leave unset; callees built by current GCC and clang only test
+ *   it against zero to decide whether to spill xmm0-7 into their register save area
+ *   (harmless when nothing reads them), and glibc's fcntl does not look at it at all.
+ * - Apple arm64 ("Writing ARM64 code for Apple platforms", Variadic functions): named
+ *   arguments are assigned as usual, then every variadic argument goes to the stack, in
+ *   8-byte slots starting at the next 8-byte boundary of the argument area. fcntl's two
+ *   named arguments take x0 and x1 and no stack, so its third argument is read from
+ *   [sp, #0] at entry, whatever is in x2. {@link FCNTL_APPLE_ARM64_SYMBOLS} declares six
+ *   named fillers for x2-x7, so its ninth argument is the first one on the stack: at
+ *   [sp, #0]. It is declared 64-bit because Apple packs non-variadic stack arguments by
+ *   their size, and an 8-byte argument fills the whole slot that `va_arg` reads.
+ *
+ * The argument is a 64-bit integer on both: C promotes an `int` argument to a full
+ * register or 8-byte slot whose upper half is unspecified, and glibc (and FreeBSD's libc)
+ * read it back as `void *` / `long` and hand all 64 bits to the kernel; a sign-extended
+ * 64-bit value is what they would read for that `int`, with nothing left unspecified.
+ */
+export const FCNTL_SYMBOLS = {
+  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** fcntl(2) on Apple arm64: see {@link FCNTL_SYMBOLS}. The value is the ninth argument. */
+export const FCNTL_APPLE_ARM64_SYMBOLS = {
+  fcntl: {
+    parameters: ["i32", "i32", "i64", "i64", "i64", "i64", "i64", "i64", "i64"],
+    result: "i32",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * Whether a platform passes variadic arguments on the stack even while argument registers
+ * are free (Apple arm64), which needs {@link FCNTL_APPLE_ARM64_SYMBOLS}.
+ *
+ * @param os `Deno.build.os` by default.
+ * @param arch `Deno.build.arch` by default.
+ * @returns True on macOS (and every Apple OS) on arm64.
+ *
+ * @example
+ * ```ts
+ * import { variadicOnStack } from "./symbols.ts";
+ * console.log(variadicOnStack("darwin", "aarch64"), variadicOnStack("linux", "aarch64")); // true false
+ * ```
+ */
+export function variadicOnStack(
+  os: string = Deno.build.os,
+  arch: string = Deno.build.arch,
+): boolean {
+  return os === "darwin" && arch === "aarch64";
+}
 
 /** glibc-only symbols (Linux). */
 export const LINUX_SYMBOLS = {

@@ -6,6 +6,7 @@
  */
 
 import type { Constants } from "../ffi/constants.ts";
+import { setNonBlockingCloseOnExec } from "../ffi/descriptor.ts";
 import { errno, fail, SyscallError } from "../ffi/errno.ts";
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_STORAGE_SIZE } from "../ffi/layout.ts";
 import { type Libc, libc } from "../ffi/libc.ts";
@@ -39,43 +40,61 @@ const sockaddrBuf = new Uint8Array(SOCKADDR_STORAGE_SIZE);
 const socklenBuf = new Uint32Array(1);
 const intOpt = new Int32Array(1);
 
+/** Sets an integer socket option; returns 0 or the errno. */
+function trySetIntOption(
+  lib: Libc,
+  fd: number,
+  level: number,
+  name: number,
+  value: number,
+): number {
+  intOpt[0] = value;
+  return lib.sym.setsockopt(fd, level, name, intOpt, 4) < 0 ? errno() : 0;
+}
+
+/** The C function whose failure {@link prepareSocket} reported last. */
+let prepareFailedIn = "";
+
+/**
+ * Readies a socket the kernel just created or accepted: non-blocking and close-on-exec
+ * when the creating call could not be told so (`flagsGiven` false: macOS), and
+ * SO_NOSIGPIPE where the system has it instead of MSG_NOSIGNAL. TCP_NODELAY is not set
+ * here: it is a preference, and each caller sets it best effort.
+ *
+ * @returns 0, or the errno of the step that failed (named in `prepareFailedIn`). The
+ *   descriptor stays open either way: the caller closes it.
+ */
+function prepareSocket(lib: Libc, fd: number, flagsGiven: boolean): number {
+  const c = lib.c;
+  if (!flagsGiven) {
+    const e = setNonBlockingCloseOnExec(lib, fd);
+    if (e !== 0) {
+      prepareFailedIn = "fcntl";
+      return e;
+    }
+  }
+  if (c.SO_NOSIGPIPE !== 0) {
+    const e = trySetIntOption(lib, fd, c.SOL_SOCKET, c.SO_NOSIGPIPE, 1);
+    if (e !== 0) {
+      prepareFailedIn = "setsockopt";
+      return e;
+    }
+  }
+  return 0;
+}
+
 /** Creates a non-blocking, close-on-exec TCP socket of the given family. */
 function tcpSocket(lib: Libc, family: 4 | 6): number {
   const c = lib.c;
   const af = family === 4 ? c.AF_INET : c.AF_INET6;
   const fd = lib.sym.socket(af, c.SOCK_STREAM | c.SOCK_NONBLOCK | c.SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket");
-  if (c.SOCK_NONBLOCK === 0) prepareDescriptor(lib, fd);
-  if (c.SO_NOSIGPIPE !== 0) setIntOption(fd, c.SOL_SOCKET, c.SO_NOSIGPIPE, 1);
-  return fd;
-}
-
-/** Makes a descriptor non-blocking and close-on-exec where socket flags cannot (macOS). */
-function prepareDescriptor(lib: Libc, fd: number): void {
-  const c = lib.c;
-  const flags = lib.sym.fcntl(fd, c.F_GETFL, 0);
-  if (flags < 0 || lib.sym.fcntl(fd, c.F_SETFL, flags | c.O_NONBLOCK) < 0) {
-    const e = errno();
+  const e = prepareSocket(lib, fd, c.SOCK_NONBLOCK !== 0);
+  if (e !== 0) {
     lib.sym.close(fd);
-    throw new SyscallError("fcntl", e);
+    throw new SyscallError(prepareFailedIn, e, "preparing a new socket");
   }
-  lib.sym.fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
-}
-
-/**
- * Sets an integer socket option.
- *
- * @example
- * ```ts ignore
- * import { setIntOption } from "./tcp.ts";
- * import { libc } from "../ffi/libc.ts";
- * const { c } = libc();
- * // setIntOption(fd, c.IPPROTO_TCP, c.TCP_NODELAY, 1);
- * ```
- */
-export function setIntOption(fd: number, level: number, name: number, value: number): void {
-  intOpt[0] = value;
-  if (libc().sym.setsockopt(fd, level, name, intOpt, 4) < 0) fail("setsockopt");
+  return fd;
 }
 
 /** Reads an integer socket option. */
@@ -83,12 +102,6 @@ export function getIntOption(fd: number, level: number, name: number): number {
   socklenBuf[0] = 4;
   if (libc().sym.getsockopt(fd, level, name, intOpt, socklenBuf) < 0) fail("getsockopt");
   return intOpt[0];
-}
-
-/** Disables Nagle's algorithm: small WebSocket frames go out at once. */
-export function setNoDelay(fd: number, on = true): void {
-  const c = libc().c;
-  setIntOption(fd, c.IPPROTO_TCP, c.TCP_NODELAY, on ? 1 : 0);
 }
 
 /** Closes a descriptor. EINTR is not retried: on Linux the descriptor is gone either way. */
@@ -107,14 +120,6 @@ export function localAddress(fd: number): NetAddr {
   const lib = libc();
   socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
   if (lib.sym.getsockname(fd, sockaddrBuf, socklenBuf) < 0) fail("getsockname");
-  return toAddr(lib, sockaddrBuf);
-}
-
-/** The address of the peer of a connected socket (getpeername). */
-export function peerAddress(fd: number): NetAddr {
-  const lib = libc();
-  socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
-  if (lib.sym.getpeername(fd, sockaddrBuf, socklenBuf) < 0) fail("getpeername");
   return toAddr(lib, sockaddrBuf);
 }
 
@@ -149,6 +154,11 @@ export class TcpListener {
   readonly address: NetAddr;
   /** Connections closed unanswered because the process had no descriptor left. */
   droppedAtLimit = 0;
+  /**
+   * Connections closed because the peer had reset them before they could be prepared
+   * (macOS refuses SO_NOSIGPIPE on such a socket with EINVAL).
+   */
+  droppedReset = 0;
   /** Address of the peer of the last accepted connection. */
   readonly peer: NetAddr = { transport: "tcp", hostname: "", port: 0 };
   readonly #lib: Libc;
@@ -173,23 +183,39 @@ export class TcpListener {
   /**
    * Accepts one waiting connection: returns its non-blocking descriptor (TCP_NODELAY set)
    * and records its address in {@link TcpListener.peer}, or -1 when none is waiting.
-   * Throws a {@link SyscallError} for failures that need the caller to back off (EMFILE
-   * when no spare descriptor could be used, ENOBUFS, ENOMEM).
+   * Connections that die before they are ready are closed and skipped
+   * ({@link TcpListener.droppedReset}). Throws a {@link SyscallError} for failures that
+   * need the caller to back off (EMFILE when no spare descriptor could be used, ENOBUFS,
+   * ENOMEM); no accepted descriptor is left open when it throws.
    */
   accept(): number {
     const lib = this.#lib;
     const c = lib.c;
     const E = c.errno;
+    // Lost when another thread took its number while it was lent out: take one back
+    // before the table fills up again.
+    if (this.#spareFd < 0) this.#spareFd = openSpare(lib);
     for (;;) {
       this.#peerLen[0] = SOCKADDR_STORAGE_SIZE;
       const fd = lib.accept4 !== null
         ? lib.accept4(this.fd, this.#peerBuf, this.#peerLen, c.SOCK_NONBLOCK | c.SOCK_CLOEXEC)
         : lib.sym.accept(this.fd, this.#peerBuf, this.#peerLen);
       if (fd >= 0) {
-        if (lib.accept4 === null) prepareDescriptor(lib, fd);
-        if (c.SO_NOSIGPIPE !== 0) setIntOption(fd, c.SOL_SOCKET, c.SO_NOSIGPIPE, 1);
-        intOpt[0] = 1;
-        lib.sym.setsockopt(fd, c.IPPROTO_TCP, c.TCP_NODELAY, intOpt, 4);
+        const failed = prepareSocket(lib, fd, lib.accept4 !== null);
+        if (failed !== 0) {
+          lib.sym.close(fd);
+          // The peer reset the connection between the kernel's accept and ours: macOS
+          // then refuses socket options with EINVAL (ECONNRESET would say the same). It
+          // concerns that connection alone, and the listener goes on: this is not the
+          // descriptor exhaustion that a thrown error makes the caller back off from.
+          if (failed === E.EINVAL || failed === E.ECONNRESET) {
+            this.droppedReset++;
+            continue;
+          }
+          throw new SyscallError(prepareFailedIn, failed, "preparing an accepted socket");
+        }
+        // Best effort: without it the connection works, its small frames may just wait.
+        trySetIntOption(lib, fd, c.IPPROTO_TCP, c.TCP_NODELAY, 1);
         const a = decodeSockaddr(this.#peerBuf, c);
         if (a !== null) {
           this.peer.hostname = hostText(a.address);
@@ -256,6 +282,10 @@ function openSpare(lib: Libc): number {
 /**
  * Binds and listens on a TCP address, non-blocking, with SO_REUSEADDR.
  *
+ * @param options Address, port and socket options.
+ * @param lib The C library binding; tests pass one whose calls fail on demand.
+ * @returns The listener; no descriptor is left open when it throws.
+ *
  * @example
  * ```ts ignore
  * import { listenTcp } from "./tcp.ts";
@@ -264,8 +294,7 @@ function openSpare(lib: Libc): number {
  * listener.close();
  * ```
  */
-export function listenTcp(options: ListenOptions = {}): TcpListener {
-  const lib = libc();
+export function listenTcp(options: ListenOptions = {}, lib: Libc = libc()): TcpListener {
   const c: Constants = lib.c;
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 0;
@@ -275,11 +304,14 @@ export function listenTcp(options: ListenOptions = {}): TcpListener {
   const ip = resolveLiteral(hostname);
   const fd = tcpSocket(lib, ip.family);
   try {
-    setIntOption(fd, c.SOL_SOCKET, c.SO_REUSEADDR, 1);
-    if (options.reusePort) setIntOption(fd, c.SOL_SOCKET, c.SO_REUSEPORT, 1);
-    if (ip.family === 6) {
-      setIntOption(fd, c.IPPROTO_IPV6, c.IPV6_V6ONLY, options.ipv6Only ? 1 : 0);
+    let e = trySetIntOption(lib, fd, c.SOL_SOCKET, c.SO_REUSEADDR, 1);
+    if (e === 0 && options.reusePort) {
+      e = trySetIntOption(lib, fd, c.SOL_SOCKET, c.SO_REUSEPORT, 1);
     }
+    if (e === 0 && ip.family === 6) {
+      e = trySetIntOption(lib, fd, c.IPPROTO_IPV6, c.IPV6_V6ONLY, options.ipv6Only ? 1 : 0);
+    }
+    if (e !== 0) throw new SyscallError("setsockopt", e);
     const len = encodeSockaddr(sockaddrBuf, c, {
       family: ip.family,
       address: ip.bytes,
@@ -306,6 +338,12 @@ export interface PendingConnect {
 /**
  * Starts a non-blocking TCP connection to an IP literal.
  *
+ * @param hostname An IPv4 or IPv6 literal.
+ * @param port The port.
+ * @param lib The C library binding; tests pass one whose calls fail on demand.
+ * @returns The socket and whether the connection is still in progress; no descriptor is
+ *   left open when it throws.
+ *
  * @example
  * ```ts ignore
  * import { connectTcp, finishConnect } from "./tcp.ts";
@@ -314,8 +352,7 @@ export interface PendingConnect {
  * finishConnect(fd); // throws a SyscallError such as ECONNREFUSED
  * ```
  */
-export function connectTcp(hostname: string, port: number): PendingConnect {
-  const lib = libc();
+export function connectTcp(hostname: string, port: number, lib: Libc = libc()): PendingConnect {
   const c = lib.c;
   const ip = resolveLiteral(hostname);
   const fd = tcpSocket(lib, ip.family);
@@ -325,8 +362,8 @@ export function connectTcp(hostname: string, port: number): PendingConnect {
     port,
     scopeId: ip.scopeId,
   });
-  intOpt[0] = 1;
-  lib.sym.setsockopt(fd, c.IPPROTO_TCP, c.TCP_NODELAY, intOpt, 4);
+  // Best effort, as for accepted connections.
+  trySetIntOption(lib, fd, c.IPPROTO_TCP, c.TCP_NODELAY, 1);
   if (lib.sym.connect(fd, sockaddrBuf, len) === 0) return { fd, inProgress: false };
   const e = errno();
   if (e === c.errno.EINPROGRESS || e === c.errno.EINTR || e === c.errno.EAGAIN) {

@@ -14,6 +14,7 @@
  */
 
 import { KQUEUE } from "../ffi/constants.ts";
+import { setCloseOnExec } from "../ffi/descriptor.ts";
 import { errno, fail, SyscallError } from "../ffi/errno.ts";
 import {
   decodeKevent,
@@ -22,6 +23,7 @@ import {
   type KeventLayout,
   keventLayout,
   TIMESPEC_SIZE,
+  writeKevent,
 } from "../ffi/layout.ts";
 import { type Libc, libc } from "../ffi/libc.ts";
 import { BasePoller, clampTimeout } from "./base.ts";
@@ -54,11 +56,8 @@ export function evfiltUser(os: string = Deno.build.os): number {
 
 /**
  * Writes the change of one descriptor filter as `struct kevent` entry `index` of `view`,
- * with `udata` = generation << 32 | fd.
- *
- * The two 32-bit halves of `udata` are written separately because a generation above
- * 2^21 would not survive the round trip through a JS number that {@link encodeKevent}
- * takes; every other offset is the layout's.
+ * with `udata` = generation << 32 | fd (through {@link writeKevent}, which keeps a
+ * generation above 2^21 exact where a JS number for the whole `udata` would not).
  *
  * @example
  * ```ts
@@ -79,14 +78,7 @@ export function writeChange(
   filter: number,
   flags: number,
 ): void {
-  const o = index * layout.size;
-  // The buffer is reused: stale data, fflags or FreeBSD ext[] words must not reach the kernel.
-  for (let i = 0; i < layout.size; i += 4) view.setUint32(o + i, 0, true);
-  view.setUint32(o + layout.ident, fd, true);
-  view.setInt16(o + layout.filter, filter, true);
-  view.setUint16(o + layout.flags, flags, true);
-  view.setUint32(o + layout.udata, fd, true);
-  view.setUint32(o + layout.udata + 4, generation, true);
+  writeKevent(view, index, layout, fd, filter, flags, 0, 0, fd, generation);
 }
 
 /**
@@ -403,7 +395,11 @@ export class KqueuePoller extends BasePoller {
     this.#kq = kq;
     // Like every descriptor this package opens: close-on-exec, whatever the system's rules
     // for kqueues across fork().
-    this.#lib.sym.fcntl(kq, c.F_SETFD, c.FD_CLOEXEC);
+    const cloexecErr = setCloseOnExec(this.#lib, kq);
+    if (cloexecErr !== 0) {
+      this.#lib.sym.close(kq);
+      throw new SyscallError("fcntl", cloexecErr, "kqueue");
+    }
 
     const wakeView = new DataView(this.#wakeChange.buffer);
     const receiptView = new DataView(this.#wakeReceipt.buffer);

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { fail } from "../ffi/errno.ts";
+import { setNonBlockingCloseOnExec } from "../ffi/descriptor.ts";
+import { fail, SyscallError } from "../ffi/errno.ts";
 import { encodeTimeval, fdClr, fdIsSet, fdSet, fdSetBytes, TIMEVAL_SIZE } from "../ffi/layout.ts";
 import { type Libc, libc } from "../ffi/libc.ts";
 import { BasePoller } from "./base.ts";
@@ -71,9 +72,12 @@ export class SelectPoller extends BasePoller {
       if (this.#lib.pipe2(fds, c.O_NONBLOCK | c.O_CLOEXEC) < 0) fail("pipe2");
     } else {
       if (this.#lib.sym.pipe(fds) < 0) fail("pipe");
-      for (const fd of fds) {
-        this.#lib.sym.fcntl(fd, c.F_SETFL, c.O_NONBLOCK);
-        this.#lib.sym.fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
+      const e = setNonBlockingCloseOnExec(this.#lib, fds[0]) ||
+        setNonBlockingCloseOnExec(this.#lib, fds[1]);
+      if (e !== 0) {
+        this.#lib.sym.close(fds[0]);
+        this.#lib.sym.close(fds[1]);
+        throw new SyscallError("fcntl", e, "wake-up pipe");
       }
     }
     this.#wakeRead = fds[0];

@@ -39,6 +39,7 @@ import {
   type SockaddrPlatform,
   TIMESPEC_SIZE,
   TIMEVAL_SIZE,
+  writeKevent,
 } from "../../ffi/layout.ts";
 import { libc, libraryPath } from "../../ffi/libc.ts";
 import { errno } from "../../ffi/errno.ts";
@@ -245,6 +246,37 @@ Deno.test("kevent: macOS 32 bytes, FreeBSD 64 bytes", async (t) => {
       ...[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
     ]);
     assert.deepEqual(decodeKevent(view, 0, layout), e);
+  });
+  await t.step("writeKevent: 64-bit ident and data, udata from two full halves", () => {
+    for (const platform of ["darwin", "freebsd"] as const) {
+      const layout = keventLayout(platform);
+      const buf = new Uint8Array(layout.size).fill(0xaa);
+      const view = new DataView(buf.buffer);
+      writeKevent(
+        view,
+        0,
+        layout,
+        2 ** 40 + 3,
+        -2,
+        0x0002,
+        7,
+        -(2 ** 40) - 5,
+        0xffffffff,
+        0xfffffffe,
+      );
+      assert.equal(view.getBigUint64(layout.ident, true), 2n ** 40n + 3n);
+      assert.equal(view.getBigInt64(layout.data, true), -(2n ** 40n) - 5n);
+      assert.equal(view.getBigUint64(layout.udata, true), 0xfffffffe_ffffffffn);
+      assert.deepEqual(decodeKevent(view, 0, layout), {
+        ident: 2 ** 40 + 3,
+        filter: -2,
+        flags: 0x0002,
+        fflags: 7,
+        data: -(2 ** 40) - 5,
+        udata: Number(0xfffffffe_ffffffffn),
+      });
+      assert.ok(buf.subarray(32).every((b) => b === 0), `${platform}: tail zeroed`);
+    }
   });
   await t.step("EVFILT_USER is -10 on macOS, -11 on FreeBSD", () => {
     assert.equal(KQUEUE.EVFILT_USER_DARWIN, -10);
@@ -726,8 +758,8 @@ Deno.test({
       const fd = sym.socket(c.AF_INET6, c.SOCK_STREAM | c.SOCK_NONBLOCK | c.SOCK_CLOEXEC, 0);
       assert.ok(fd >= 0);
       try {
-        assert.equal(sym.fcntl(fd, c.F_GETFL, 0) & c.O_NONBLOCK, c.O_NONBLOCK);
-        assert.equal(sym.fcntl(fd, c.F_GETFD, 0), c.FD_CLOEXEC);
+        assert.equal(lib.fcntl(fd, c.F_GETFL, 0) & c.O_NONBLOCK, c.O_NONBLOCK);
+        assert.equal(lib.fcntl(fd, c.F_GETFD, 0), c.FD_CLOEXEC);
         const one = new Int32Array([1]);
         assert.equal(sym.setsockopt(fd, c.SOL_SOCKET, c.SO_REUSEPORT, one, 4), 0);
         assert.equal(sym.setsockopt(fd, c.IPPROTO_IPV6, c.IPV6_V6ONLY, one, 4), 0);
