@@ -95,8 +95,6 @@ export const SSL_MODE_RELEASE_BUFFERS = 0x10;
 
 /** ssl.h: `SSL_OP_BIT(3)`, hand the record layer to the kernel when it can. */
 export const SSL_OP_ENABLE_KTLS = 1n << 3n;
-/** ssl.h: `SSL_OP_BIT(7)`, an EOF without close_notify reads as an ordinary end of stream. */
-export const SSL_OP_IGNORE_UNEXPECTED_EOF = 1n << 7n;
 /** ssl.h: `SSL_OP_BIT(17)`. */
 export const SSL_OP_NO_COMPRESSION = 1n << 17n;
 /** ssl.h: `SSL_OP_BIT(30)`. */
@@ -142,8 +140,8 @@ export const X509_V_OK = 0;
 
 /** err.h: `ERR_GET_REASON` is `e & ERR_REASON_MASK` (and the lib is `(e >> 23) & 0xff`). */
 export const ERR_REASON_MASK = 0x7fffff;
-/** sslerr.h: a plain HTTP request reached a TLS port. */
-export const SSL_R_HTTP_REQUEST = 156;
+/** sslerr.h: the peer closed the TCP connection without a close_notify alert. */
+export const SSL_R_UNEXPECTED_EOF_WHILE_READING = 294;
 
 // ---------------------------------------------------------------- symbols
 
@@ -325,10 +323,35 @@ let instance: OpenSsl | null = null;
  * ```
  */
 export function openSsl(): OpenSsl {
-  if (instance !== null) return instance;
-  const os = Deno.build.os;
+  instance ??= loadOpenSsl(openSslCandidates(), Deno.build.os);
+  return instance;
+}
+
+/**
+ * Opens the first pair of `candidates` that holds OpenSSL 3 (uncached: {@link openSsl}
+ * is the shared one). Throws `TLS_UNAVAILABLE` with what to install on `os` and what was
+ * tried.
+ *
+ * @param candidates libssl/libcrypto paths in order.
+ * @param os The system the install hint is for.
+ * @returns The bound libraries.
+ *
+ * @example
+ * ```ts
+ * import { loadOpenSsl, TlsError } from "./openssl.ts";
+ * try {
+ *   loadOpenSsl([{ ssl: "libnossl.so", crypto: "libnocrypto.so" }], "linux");
+ * } catch (err) {
+ *   console.log(err instanceof TlsError && err.code); // "TLS_UNAVAILABLE"
+ * }
+ * ```
+ */
+export function loadOpenSsl(
+  candidates: readonly { ssl: string; crypto: string }[],
+  os: string,
+): OpenSsl {
   const tried: string[] = [];
-  for (const c of openSslCandidates(os)) {
+  for (const c of candidates) {
     let crypto: Deno.DynamicLibrary<typeof LIBCRYPTO_SYMBOLS> | null = null;
     try {
       // libcrypto first: libssl depends on it and must find the same one.
@@ -341,8 +364,7 @@ export function openSsl(): OpenSsl {
         tried.push(`${c.ssl}: version 0x${versionNumber.toString(16)} is older than 3.0`);
         continue;
       }
-      instance = { ssl: ssl.symbols, crypto: crypto.symbols, sslPath: c.ssl, versionNumber };
-      return instance;
+      return { ssl: ssl.symbols, crypto: crypto.symbols, sslPath: c.ssl, versionNumber };
     } catch (err) {
       crypto?.close();
       tried.push(`${c.ssl}: ${(err as Error).message}`);

@@ -48,8 +48,9 @@ import {
   SSL_ERROR_WANT_READ,
   SSL_ERROR_WANT_WRITE,
   SSL_ERROR_ZERO_RETURN,
-  SSL_RECEIVED_SHUTDOWN,
+  SSL_R_UNEXPECTED_EOF_WHILE_READING,
   takeOpenSslErrors,
+  takeOpenSslReason,
   TlsError,
   TLSEXT_NAMETYPE_host_name,
   toCString,
@@ -100,6 +101,9 @@ function bufferAddress(buf: Uint8Array): number {
 let lastWriteAddress = -1;
 let lastWriteAddressBig = 0n;
 
+/** Receives the error queue's text from `takeOpenSslReason`. */
+const reasonText: string[] = [""];
+
 /** What a read saw after it already returned bytes: given at the next read. */
 const DEFERRED_NONE = 0;
 const DEFERRED_EOF = 1;
@@ -141,6 +145,7 @@ export class TlsTransport implements Transport {
   #ktlsSend = false;
   #shutdownSent = false;
   #deferred = DEFERRED_NONE;
+  #closeNotifyReceived = false;
 
   private constructor(context: TlsContext, ssl: Deno.PointerObject, generation: TlsGeneration) {
     this.context = context;
@@ -340,10 +345,18 @@ export class TlsTransport implements Transport {
       this.wants = Interest.WRITABLE;
       return WOULD_BLOCK;
     }
-    if (err === SSL_ERROR_ZERO_RETURN) return 0;
-    this.#failed(err, e, r, "read");
-    // An EOF that OpenSSL reports as a syscall failure without errno is still an EOF.
-    if (err === SSL_ERROR_SYSCALL && e === 0) return 0;
+    if (err === SSL_ERROR_ZERO_RETURN) {
+      this.#closeNotifyReceived = true;
+      return 0;
+    }
+    if (err === SSL_ERROR_SSL) {
+      // A FIN without close_notify is an end of stream like any other here: WebSocket's
+      // own close handshake tells a clean end from a truncated one.
+      if (takeOpenSslReason(reasonText) === SSL_R_UNEXPECTED_EOF_WHILE_READING) return 0;
+      this.#failedWith(err, e, reasonText[0], "read");
+    } else {
+      this.#failed(err, e, r, "read");
+    }
     this.context.stats.ioFailed(this.lastErrorMessage);
     return IO_FAILED;
   }
@@ -434,7 +447,11 @@ export class TlsTransport implements Transport {
 
   /** Records why an OpenSSL call failed and empties the error queue. */
   #failed(err: number, e: number, r: number, op: string): void {
-    const queued = takeOpenSslErrors();
+    this.#failedWith(err, e, takeOpenSslErrors(), op, r);
+  }
+
+  /** Records why an OpenSSL call failed, given the error queue's text (already taken). */
+  #failedWith(err: number, e: number, queued: string, op: string, r = -1): void {
     let why: string;
     if (err === SSL_ERROR_SYSCALL) {
       this.lastError = e;
@@ -529,8 +546,8 @@ export class TlsTransport implements Transport {
       : cString(S.SSL_get_servername(this.#ssl, TLSEXT_NAMETYPE_host_name));
   }
 
-  /** True once the peer's close_notify was read. */
+  /** True once a read met the peer's close_notify (false when the stream just ended). */
   get closeNotifyReceived(): boolean {
-    return this.#ssl !== null && (S.SSL_get_shutdown(this.#ssl) & SSL_RECEIVED_SHUTDOWN) !== 0;
+    return this.#closeNotifyReceived;
   }
 }

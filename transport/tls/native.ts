@@ -11,9 +11,6 @@
  * - `SSL_MODE_RELEASE_BUFFERS`: an idle connection gives back its ~34 KB of record buffers.
  * - read-ahead: one `recv` takes a record's header and body (and what follows) instead of
  *   two syscalls per record.
- * - `SSL_OP_IGNORE_UNEXPECTED_EOF`: a peer that closes without close_notify reads as an
- *   end of stream (WebSocket has its own close handshake, which tells a clean end from a
- *   truncated one).
  * - `SSL_OP_NO_RENEGOTIATION`: no renegotiation in either direction (TLS 1.3 has none;
  *   in 1.2 it is an attack surface and would make reads want writes).
  * - `SSL_OP_ENABLE_KTLS` when asked: OpenSSL hands the record layer to the kernel after
@@ -32,7 +29,6 @@ import {
   SSL_MODE_ENABLE_PARTIAL_WRITE,
   SSL_MODE_RELEASE_BUFFERS,
   SSL_OP_ENABLE_KTLS,
-  SSL_OP_IGNORE_UNEXPECTED_EOF,
   SSL_OP_NO_COMPRESSION,
   SSL_OP_NO_RENEGOTIATION,
   takeOpenSslErrors,
@@ -96,7 +92,7 @@ export function newNativeContext(options: NativeContextOptions): Deno.PointerObj
     }
     ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, BigInt(MODES), null);
     ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, 1n, null);
-    let ops = SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    let ops = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
     if (options.ktls) ops |= SSL_OP_ENABLE_KTLS;
     ssl.SSL_CTX_set_options(ctx, ops);
     if (options.readBufferSize !== undefined) {
