@@ -41,8 +41,6 @@ import {
   cString,
   type LibCrypto,
   type LibSsl,
-  openSsl,
-  SSL_CTRL_SET_TLSEXT_HOSTNAME,
   SSL_ERROR_SSL,
   SSL_ERROR_SYSCALL,
   SSL_ERROR_WANT_READ,
@@ -53,15 +51,13 @@ import {
   takeOpenSslReason,
   TlsError,
   TLSEXT_NAMETYPE_host_name,
-  toCString,
-  X509_V_OK,
 } from "../ffi/openssl.ts";
-import { parseIp } from "../net/address.ts";
 import { addressOf, lastIoError, sendFrom, sendFromAddress } from "../net/io.ts";
 import { closeFd, shutdownFd } from "../net/tcp.ts";
 import { Interest } from "../poller/poller.ts";
 import { selectedAlpn } from "./tls/alpn.ts";
 import type { TlsContext, TlsGeneration } from "./tls/context.ts";
+import { describeFailure, newSession } from "./tls/session.ts";
 import {
   HANDSHAKE_DONE,
   HANDSHAKE_FAILED,
@@ -155,24 +151,17 @@ export class TlsTransport implements Transport {
     context.stats.handshakesStarted++;
   }
 
-  /** A new session of `context` on `fd`; throws when OpenSSL cannot make one. */
-  static #open(context: TlsContext, fd: number): { ssl: Deno.PointerObject; gen: TlsGeneration } {
-    if (S === undefined) {
-      const lib = openSsl();
-      S = lib.ssl;
-      C = lib.crypto;
-    }
-    const gen = context.current();
-    const ssl = S.SSL_new(gen.ctx);
-    if (ssl === null) {
-      throw new TlsError("TLS_CONFIG", `SSL_new failed: ${takeOpenSslErrors()}`);
-    }
-    if (S.SSL_set_fd(ssl, fd) !== 1) {
+  /** Binds a new session to `fd`. */
+  static #on(context: TlsContext, fd: number, hostname: string | null): TlsTransport {
+    const session = newSession(context, hostname);
+    S = session.S;
+    C = session.C;
+    if (S.SSL_set_fd(session.ssl, fd) !== 1) {
       const why = takeOpenSslErrors();
-      S.SSL_free(ssl);
+      S.SSL_free(session.ssl);
       throw new TlsError("TLS_CONFIG", `SSL_set_fd failed: ${why}`);
     }
-    return { ssl, gen };
+    return new TlsTransport(context, session.ssl, session.generation);
   }
 
   /**
@@ -184,12 +173,7 @@ export class TlsTransport implements Transport {
    * @returns The session, before its handshake.
    */
   static accept(context: TlsContext, fd: number): TlsTransport {
-    if (context.role !== "server") {
-      throw new TlsError("TLS_INVALID_ARGUMENT", "accept() needs a server context");
-    }
-    const { ssl, gen } = TlsTransport.#open(context, fd);
-    S.SSL_set_accept_state(ssl);
-    return new TlsTransport(context, ssl, gen);
+    return TlsTransport.#on(context, fd, null);
   }
 
   /**
@@ -204,33 +188,7 @@ export class TlsTransport implements Transport {
    * @returns The session, before its handshake.
    */
   static connect(context: TlsContext, fd: number, hostname: string): TlsTransport {
-    if (context.role !== "client") {
-      throw new TlsError("TLS_INVALID_ARGUMENT", "connect() needs a client context");
-    }
-    let host = hostname.trim();
-    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-    host = host.replace(/\.$/, "");
-    if (host === "") throw new TlsError("TLS_INVALID_ARGUMENT", "a TLS client needs a host name");
-    const { ssl, gen } = TlsTransport.#open(context, fd);
-    S.SSL_set_connect_state(ssl);
-    const isIp = host.toLowerCase() !== "localhost" && parseIp(host) !== null;
-    let ok: boolean;
-    if (isIp) {
-      // A zone ("%eth0") is local routing, not part of the certified address.
-      const ip = toCString(host.replace(/%.*$/, ""));
-      ok = C.X509_VERIFY_PARAM_set1_ip_asc(S.SSL_get0_param(ssl), ip) === 1;
-    } else {
-      const name = toCString(host);
-      ok =
-        S.SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, BigInt(TLSEXT_NAMETYPE_host_name), name) ===
-          1n && S.SSL_set1_host(ssl, name) === 1;
-    }
-    if (!ok) {
-      const why = takeOpenSslErrors();
-      S.SSL_free(ssl);
-      throw new TlsError("TLS_INVALID_ARGUMENT", `"${hostname}" cannot be checked: ${why}`);
-    }
-    return new TlsTransport(context, ssl, gen);
+    return TlsTransport.#on(context, fd, hostname);
   }
 
   // ---------------------------------------------------------------- handshake
@@ -446,31 +404,15 @@ export class TlsTransport implements Transport {
   // ---------------------------------------------------------------- failures
 
   /** Records why an OpenSSL call failed and empties the error queue. */
-  #failed(err: number, e: number, r: number, op: string): void {
-    this.#failedWith(err, e, takeOpenSslErrors(), op, r);
+  #failed(err: number, e: number, _r: number, op: string): void {
+    this.#failedWith(err, e, takeOpenSslErrors(), op);
   }
 
   /** Records why an OpenSSL call failed, given the error queue's text (already taken). */
-  #failedWith(err: number, e: number, queued: string, op: string, r = -1): void {
-    let why: string;
-    if (err === SSL_ERROR_SYSCALL) {
-      this.lastError = e;
-      why = e !== 0
-        ? errnoName(e)
-        : r === 0 || queued === ""
-        ? "the peer closed the connection"
-        : queued;
-    } else {
-      this.lastError = 0;
-      why = queued !== "" ? queued : err === SSL_ERROR_SSL ? "protocol error" : `error ${err}`;
-      const ssl = this.#ssl;
-      if (ssl !== null && this.context.role === "client") {
-        const v = S.SSL_get_verify_result(ssl);
-        if (v !== BigInt(X509_V_OK)) {
-          why = `certificate verify failed: ${cString(C.X509_verify_cert_error_string(v))}`;
-        }
-      }
-    }
+  #failedWith(err: number, e: number, queued: string, op: string): void {
+    this.lastError = err === SSL_ERROR_SYSCALL ? e : 0;
+    const ssl = this.#ssl;
+    const why = ssl === null ? queued : describeFailure(ssl, this.context.role, err, e, queued);
     this.lastErrorMessage = `TLS ${op}: ${why}`;
   }
 
