@@ -126,6 +126,8 @@ export const TLS1_2_VERSION = 0x0303;
 /** prov_ssl.h */
 export const TLS1_3_VERSION = 0x0304;
 
+/** bio.h: `BIO_reset`. */
+export const BIO_CTRL_RESET = 1;
 /** bio.h: `BIO_ctrl_pending`. */
 export const BIO_CTRL_PENDING = 10;
 /** bio.h: `BIO_get_ktls_send`. */
@@ -221,6 +223,12 @@ export const LIBCRYPTO_SYMBOLS = {
   BIO_free: { parameters: ["pointer"], result: "i32" },
   BIO_up_ref: { parameters: ["pointer"], result: "i32" },
   BIO_ctrl: { parameters: ["pointer", "i32", "i64", "pointer"], result: "i64" },
+  /** `BIO_ctrl` for small results (`BIO_ctrl_pending`): the low 32 bits, no BigInt per call. */
+  BIO_ctrlInt: {
+    name: "BIO_ctrl",
+    parameters: ["pointer", "i32", "i64", "pointer"],
+    result: "i32",
+  },
   BIO_read: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   BIO_write: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   /** `BIO_write` from a raw address. */
