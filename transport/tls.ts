@@ -109,14 +109,25 @@ const DEFERRED_FAILED = 2;
  * One connection's TLS session over its descriptor. Create it with
  * {@link TlsTransport.accept} (server) or {@link TlsTransport.connect} (client).
  *
- * @example A client session on a connected socket
- * ```ts ignore
+ * @example Drive a client handshake from a poller's readiness
+ * ```ts
  * import { TlsTransport } from "./tls.ts";
  * import { TlsClientContext } from "./tls/client_context.ts";
- * import { HANDSHAKE_DONE } from "./transport.ts";
+ * import { HANDSHAKE_DONE, HANDSHAKE_FAILED, HANDSHAKE_WANT_READ } from "./transport.ts";
+ * import { Interest } from "../poller/poller.ts";
  *
- * const tls = TlsTransport.connect(new TlsClientContext(), fd, "example.com");
- * // on each readiness: if (tls.handshake(fd) === HANDSHAKE_DONE) ... then tls.write/read
+ * // `fd` is a connected non-blocking socket (connectTcp, then finishConnect).
+ * function startTls(context: TlsClientContext, fd: number): TlsTransport {
+ *   return TlsTransport.connect(context, fd, "example.com");
+ * }
+ * // Called at every readiness of `fd` until it returns "done" or "failed".
+ * function onReady(tls: TlsTransport, fd: number): "done" | "failed" | number {
+ *   const step = tls.handshake(fd);
+ *   if (step === HANDSHAKE_DONE) return "done"; // then read() at once if tls.pending
+ *   if (step === HANDSHAKE_FAILED) return "failed"; // tls.lastErrorMessage says why
+ *   return step === HANDSHAKE_WANT_READ ? Interest.READABLE : Interest.WRITABLE;
+ * }
+ * console.log(typeof startTls, typeof onReady); // "function" "function"
  * ```
  */
 export class TlsTransport implements Transport {
@@ -177,8 +188,7 @@ export class TlsTransport implements Transport {
   }
 
   /**
-   * The client side of a connection on `fd` (connected, or connecting: the handshake
-   * waits for writability). Sends `hostname` as SNI (not an IP literal) and makes the
+   * The client side of a connection on `fd` (connected: after `finishConnect`). Sends `hostname` as SNI (not an IP literal) and makes the
    * handshake fail unless the server's certificate is valid for it (DNS name, or IP
    * address for a literal) and chains to a trusted root.
    *

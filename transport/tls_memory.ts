@@ -106,9 +106,13 @@ const DEFERRED_FAILED = 2;
  * One connection's TLS session, its bytes moved through the thread's shared memory BIOs.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { TlsMemoryTransport } from "./tls_memory.ts";
- * const tls = TlsMemoryTransport.accept(serverContext, fd);
+ * import type { TlsServerContext } from "./tls/server_context.ts";
+ * function onAccept(context: TlsServerContext, fd: number): TlsMemoryTransport {
+ *   return TlsMemoryTransport.accept(context, fd);
+ * }
+ * console.log(typeof onAccept); // "function"
  * ```
  */
 export class TlsMemoryTransport implements Transport {

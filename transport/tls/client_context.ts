@@ -37,6 +37,8 @@ export interface TlsClientOptions {
   minVersion?: TlsMinVersion;
   /** Let the kernel encrypt after the handshake when it can (Linux). Default true on Linux. */
   ktls?: boolean;
+  /** Read-ahead buffer per connection while it holds records (bytes); OpenSSL's default when absent. */
+  readBufferSize?: number;
 }
 
 /** The one generation of a client context: sessions hold their own reference on it. */
@@ -83,6 +85,7 @@ export class TlsClientContext implements TlsContext {
       role: "client",
       minVersion: options.minVersion,
       ktls: this.ktls,
+      readBufferSize: options.readBufferSize,
     });
     try {
       ssl.SSL_CTX_set_verify(ctx, this.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, null);

@@ -85,10 +85,15 @@ function servernameCallbackPointer(): Deno.PointerObject {
  * The contexts of one server configuration: a default one and one per SNI name.
  *
  * @example
- * ```ts ignore
- * const gen = new ServerGeneration(defaultCtx, [["*.example.com", otherCtx]]);
- * gen.contextFor("a.example.com") === otherCtx; // true
- * gen.retire(); // frees both once no handshake of it is in flight
+ * ```ts
+ * import { ServerGeneration } from "./sni.ts";
+ * import { newNativeContext } from "./native.ts";
+ *
+ * const main = newNativeContext({ role: "server", ktls: false });
+ * const other = newNativeContext({ role: "server", ktls: false });
+ * const gen = new ServerGeneration(main, [["*.example.com", other]]);
+ * console.log(gen.contextFor("a.example.com") === other); // true
+ * gen.retire(); // frees both: no handshake of this generation is in flight
  * ```
  */
 export class ServerGeneration implements TlsGeneration {
