@@ -149,6 +149,7 @@ export class TlsTransport implements Transport {
   #ssl: Deno.PointerValue;
   #generation: TlsGeneration | null;
   #done = false;
+  #handshakeFailed = false;
   #ktlsSend = false;
   #shutdownSent = false;
   #deferred = DEFERRED_NONE;
@@ -213,7 +214,7 @@ export class TlsTransport implements Transport {
   handshake(_fd: number): HandshakeStep {
     if (this.#done) return HANDSHAKE_DONE;
     const ssl = this.#ssl;
-    if (ssl === null) return HANDSHAKE_FAILED;
+    if (ssl === null || this.#handshakeFailed) return HANDSHAKE_FAILED;
     const r = S.SSL_do_handshake(ssl);
     if (r === 1) {
       this.#done = true;
@@ -232,6 +233,7 @@ export class TlsTransport implements Transport {
     if (err === SSL_ERROR_WANT_READ) return HANDSHAKE_WANT_READ;
     if (err === SSL_ERROR_WANT_WRITE) return HANDSHAKE_WANT_WRITE;
     this.#failed(err, e, r, "handshake");
+    this.#handshakeFailed = true;
     this.context.stats.handshakeFailed(this.lastErrorMessage);
     this.#leave();
     return HANDSHAKE_FAILED;

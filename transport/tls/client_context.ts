@@ -37,7 +37,11 @@ export interface TlsClientOptions {
   minVersion?: TlsMinVersion;
   /** Let the kernel encrypt after the handshake when it can (Linux). Default true on Linux. */
   ktls?: boolean;
-  /** Read-ahead buffer per connection while it holds records (bytes); OpenSSL's default when absent. */
+  /**
+   * Read-ahead buffer per connection while it holds received records (bytes). Default
+   * 64 KiB; 0 keeps OpenSSL's one-record buffer (~17 KB), less memory for connections that
+   * hold a partial record, one more `read` per 16 KiB.
+   */
   readBufferSize?: number;
 }
 
