@@ -10,7 +10,13 @@
 import assert from "node:assert/strict";
 import { libc } from "../../ffi/libc.ts";
 import { recvInto, sendFrom, WOULD_BLOCK } from "../../net/io.ts";
-import { closeFd, connectTcp, listenTcp, setIntOption, shutdownFd } from "../../net/tcp.ts";
+import { closeFd, connectTcp, listenTcp, shutdownFd } from "../../net/tcp.ts";
+
+/** setsockopt with an int value (a small send buffer makes partial writes happen). */
+function setIntOption(fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  assert.equal(libc().sym.setsockopt(fd, level, name, new Uint8Array(v.buffer), 4), 0);
+}
 import type { PollerKind } from "../../poller/poller.ts";
 import { TlsTransport } from "../../transport/tls.ts";
 import type { TlsContext } from "../../transport/tls/context.ts";
