@@ -38,11 +38,12 @@ export {
 } from "./core/websocket.ts";
 export {
   type BackpressurePolicy,
+  type DeliverOptions,
   ManagerError,
   type ManagerOptions,
   WebSocketManager,
 } from "./core/manager.ts";
-export type { ManagerStats } from "./core/stats.ts";
+export type { ManagerStats, TickHistogram } from "./core/stats.ts";
 export type { IoLoop, PollTarget } from "./core/io_loop.ts";
 export type {
   Backplane,
@@ -66,6 +67,16 @@ export {
   type UpgradeOptions,
 } from "./server/serve.ts";
 export { connect, type ConnectOptions } from "./client/connect.ts";
+export { TlsError } from "./ffi/openssl.ts";
+export type {
+  DeflateClientOptions,
+  DeflateMode,
+  DeflateServerOptions,
+} from "./protocol/deflate/options.ts";
+export type { TlsReloadOptions, TlsServerOptions } from "./transport/tls/server_context.ts";
+export type { TlsClientOptions } from "./transport/tls/client_context.ts";
+export type { TlsIdentity, TlsMinVersion } from "./transport/tls/native.ts";
+export type { PemInput } from "./transport/tls/pem.ts";
 export { ConnectError } from "./client/errors.ts";
 export {
   Events,

@@ -14,9 +14,20 @@ import type { WebSocketManager } from "../core/manager.ts";
 import type { WebSocket, WebSocketHandlers } from "../core/websocket.ts";
 import { type ResolvedAddress, resolveHost } from "../net/resolve.ts";
 import { buildClientRequest, generateKey } from "../protocol/handshake/client.ts";
+import { buildOffer } from "../protocol/deflate/client.ts";
+import {
+  type DeflateClientOptions,
+  resolveClientOptions,
+  type ResolvedClientOptions,
+} from "../protocol/deflate/options.ts";
 import { type Attempt, Connecting } from "./connecting.ts";
 import { ConnectError, toConnectError } from "./errors.ts";
 import { type Lease, sharedLease, userLease } from "./shared_manager.ts";
+import {
+  defaultClientContext,
+  TlsClientContext,
+  type TlsClientOptions,
+} from "../transport/tls/client_context.ts";
 
 /**
  * Options of {@link connect}.
@@ -67,6 +78,21 @@ export interface ConnectOptions<T = unknown> {
   maxMessageSize?: number;
   /** Aborts the opening (the promise rejects with code `"ABORTED"`). */
   signal?: AbortSignal;
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` with the defaults, or what to ask for.
+   * Default off.
+   */
+  perMessageDeflate?: boolean | DeflateClientOptions;
+  /**
+   * `wss:` only: certificate authorities to trust instead of the system store (PEM text or
+   * a file path); short for `tls: { ca }`.
+   */
+  ca?: string | Uint8Array;
+  /**
+   * `wss:` only: the TLS settings. Connections given the same options object share one
+   * TLS context (its certificates are parsed once).
+   */
+  tls?: TlsClientOptions;
 }
 
 // ------------------------------------------------------------------ connect()
@@ -75,6 +101,7 @@ interface Target {
   url: URL;
   host: string;
   port: number;
+  secure: boolean;
 }
 
 function parseTarget(input: string | URL): Target {
@@ -90,12 +117,7 @@ function parseTarget(input: string | URL): Target {
   // As the WHATWG WebSocket does: http(s) URLs name the same endpoints as ws(s).
   if (url.protocol === "http:") url.protocol = "ws:";
   else if (url.protocol === "https:") url.protocol = "wss:";
-  if (url.protocol === "wss:") {
-    throw new ConnectError("TLS_UNSUPPORTED", "TLS is not supported; terminate TLS in front", {
-      url: url.href,
-    });
-  }
-  if (url.protocol !== "ws:") {
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
     throw new ConnectError("INVALID_URL", `expected a ws: URL, got ${url.protocol}`, {
       url: url.href,
     });
@@ -105,7 +127,35 @@ function parseTarget(input: string | URL): Target {
   if (host === "") {
     throw new ConnectError("INVALID_URL", "the URL has no host", { url: url.href });
   }
-  return { url, host, port: url.port === "" ? 80 : Number(url.port) };
+  const secure = url.protocol === "wss:";
+  return { url, host, port: url.port === "" ? (secure ? 443 : 80) : Number(url.port), secure };
+}
+
+/**
+ * TLS client contexts kept for reuse, by `ca` text or by options object: a context parses
+ * its certificates once. Bounded; an evicted context is released (open sessions keep their
+ * own reference to it).
+ */
+const contexts = new Map<string | TlsClientOptions, TlsClientContext>();
+
+/** The TLS client context of a `wss:` connection. */
+function clientContext<T>(options: ConnectOptions<T>): TlsClientContext {
+  const tls = options.tls;
+  const ca = options.ca;
+  if (tls === undefined && ca === undefined) return defaultClientContext();
+  const key = tls ?? (typeof ca === "string" ? ca : null);
+  let context = key === null ? undefined : contexts.get(key);
+  if (context === undefined) {
+    context = new TlsClientContext({ ...tls, ca: ca ?? tls?.ca });
+    if (key !== null) {
+      if (contexts.size >= 16) {
+        for (const old of contexts.values()) old.close();
+        contexts.clear();
+      }
+      contexts.set(key, context);
+    }
+  }
+  return context;
 }
 
 function checkOptions<T>(options: ConnectOptions<T>): number {
@@ -138,8 +188,9 @@ function checkOptions<T>(options: ConnectOptions<T>): number {
  * Without `options.manager`, the connection runs on a shared client manager that stops
  * once its last connection has closed (a client-only script then exits by itself).
  *
- * Needs `--allow-ffi`. `wss:` is refused (code `"TLS_UNSUPPORTED"`): terminate TLS in
- * front.
+ * `wss:` runs TLS through OpenSSL: the server's chain is verified against the system's
+ * trusted certificates (or `ca`), its name against the URL's host, and the host is sent
+ * as SNI. Needs `--allow-ffi`.
  *
  * @example Echo round trip
  * ```ts
@@ -187,11 +238,33 @@ export async function connect<T = unknown>(
   const href = target.url.href;
   const protocols = options.protocols ?? [];
   const key = generateKey();
-  const request = buildClientRequest(target.url, key, { protocols, headers: options.headers });
+  const deflateOption = options.perMessageDeflate ?? false;
+  let deflate: ResolvedClientOptions | null = null;
+  try {
+    if (deflateOption !== false) {
+      deflate = resolveClientOptions(deflateOption === true ? {} : deflateOption);
+    }
+  } catch (err) {
+    throw toConnectError(err, href, "");
+  }
+  const request = buildClientRequest(target.url, key, {
+    protocols,
+    headers: options.headers,
+    extensions: deflate === null ? undefined : buildOffer(deflate),
+  });
   const signal = options.signal;
   const aborted = (): ConnectError =>
     new ConnectError("ABORTED", `connect aborted (${href})`, { url: href, cause: signal?.reason });
   if (signal?.aborted) throw aborted();
+
+  let tlsContext: TlsClientContext | null = null;
+  if (target.secure) {
+    try {
+      tlsContext = clientContext(options);
+    } catch (err) {
+      throw toConnectError(err, href, "");
+    }
+  }
 
   const lease: Lease<T> = options.manager !== undefined
     ? userLease(options.manager)
@@ -232,6 +305,8 @@ export async function connect<T = unknown>(
     data: "data" in options ? { value: options.data as T } : null,
     maxMessageSize: options.maxMessageSize,
     sharedManager: options.manager === undefined,
+    tls: tlsContext === null ? null : { context: tlsContext, servername: target.host },
+    deflate,
   };
   try {
     if (!m.running) m.start();
@@ -273,5 +348,10 @@ export async function connect<T = unknown>(
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
+    // A context made for this connection alone (CA bytes): its session keeps its own
+    // reference.
+    if (tlsContext !== null && options.tls === undefined && options.ca instanceof Uint8Array) {
+      tlsContext.close();
+    }
   }
 }

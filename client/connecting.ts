@@ -21,9 +21,17 @@ import type { ResolvedAddress } from "../net/resolve.ts";
 import { closeFd, connectTcp, finishConnect } from "../net/tcp.ts";
 import { Interest, Ready } from "../poller/poller.ts";
 import { validateUpgradeResponse } from "../protocol/handshake/client.ts";
+import { acceptResponse, type ClientNegotiation } from "../protocol/deflate/client.ts";
+import type { ResolvedClientOptions } from "../protocol/deflate/options.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/frame/parser.ts";
+import { threadContext } from "../deflate/contexts.ts";
+import { SessionInflater } from "../deflate/inflater.ts";
+import { DeflateSession } from "../deflate/session.ts";
 import { FrameParser } from "../protocol/frame/parser.ts";
 import { HttpResponseParser, type ParsedResponse } from "../protocol/http/response.ts";
 import { plainTransport } from "../transport/plain.ts";
+import { TlsTransport } from "../transport/tls.ts";
+import type { TlsContext } from "../transport/tls/context.ts";
 import {
   HANDSHAKE_DONE,
   HANDSHAKE_FAILED,
@@ -59,6 +67,10 @@ export interface Attempt<T> {
   readonly maxMessageSize: number | undefined;
   /** True when the lease is the shared manager's (released when the connection closes). */
   readonly sharedManager: boolean;
+  /** For `wss:`: the TLS context and the name to verify and send (SNI). */
+  readonly tls: { context: TlsContext; servername: string } | null;
+  /** The permessage-deflate offer's options, when one was made. */
+  readonly deflate: ResolvedClientOptions | null;
 }
 
 type Phase = "connecting" | "handshake" | "writing" | "reading" | "done";
@@ -88,7 +100,7 @@ export class Connecting<T> implements PollTarget {
   readonly #attempt: Attempt<T>;
   readonly #address: ResolvedAddress;
   readonly #loop: IoLoop;
-  readonly #transport: Transport = plainTransport;
+  #transport: Transport = plainTransport;
   readonly #parser = new HttpResponseParser();
   #phase: Phase = "connecting";
   #sent = 0;
@@ -125,6 +137,15 @@ export class Connecting<T> implements PollTarget {
         return;
       }
       this.#phase = "handshake";
+      const tls = this.#attempt.tls;
+      if (tls !== null) {
+        try {
+          this.#transport = TlsTransport.connect(tls.context, this.fd, tls.servername);
+        } catch (err) {
+          this.fail(this.#wrap(err), false);
+          return;
+        }
+      }
     }
     if (this.#phase === "handshake") {
       this.#handshake();
@@ -247,12 +268,25 @@ export class Connecting<T> implements PollTarget {
       );
       return;
     }
-    const v = validateUpgradeResponse(res, attempt.key, attempt.protocols);
+    const v = validateUpgradeResponse(
+      res,
+      attempt.key,
+      attempt.protocols,
+      attempt.deflate !== null,
+    );
     if (!v.ok) {
       this.fail(this.#error("HANDSHAKE_FAILED", v.message, 101), false);
       return;
     }
-    this.#handOver(v.protocol ?? "", res, leftover);
+    let deflate: ClientNegotiation | null = null;
+    if (attempt.deflate !== null) {
+      deflate = acceptResponse(res.getAll("sec-websocket-extensions"), attempt.deflate);
+      if (deflate.kind === "failed") {
+        this.fail(this.#error("HANDSHAKE_FAILED", deflate.reason, 101), false);
+        return;
+      }
+    }
+    this.#handOver(v.protocol ?? "", res, leftover, deflate?.kind === "accepted" ? deflate : null);
   }
 
   /**
@@ -260,7 +294,12 @@ export class Connecting<T> implements PollTarget {
    * the answer and after it is not read until the code awaiting `connect()` has run (and
    * set `onmessage`, say); it is then delivered in order.
    */
-  #handOver(protocol: string, response: ParsedResponse, leftover: Uint8Array | null): void {
+  #handOver(
+    protocol: string,
+    response: ParsedResponse,
+    leftover: Uint8Array | null,
+    deflate: (ClientNegotiation & { kind: "accepted" }) | null,
+  ): void {
     const attempt = this.#attempt;
     this.#unregister();
     this.#phase = "done";
@@ -284,6 +323,22 @@ export class Connecting<T> implements PollTarget {
     );
     conn.protocol = protocol;
     conn.headerText = response.text();
+    if (deflate !== null) {
+      const o = attempt.deflate!;
+      const session = new DeflateSession(
+        "client",
+        deflate.params,
+        threadContext({
+          level: o.level,
+          memLevel: o.memLevel,
+          threshold: o.threshold,
+          maxMessageSize: attempt.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+        }),
+      );
+      conn.deflater = session;
+      conn.inflater = new SessionInflater(session);
+      conn.extensions = response.get("sec-websocket-extensions") ?? "";
+    }
     if (attempt.data !== null) ws.data = attempt.data.value;
     if (attempt.handlers !== undefined) setOwnHandlers(ws, attempt.handlers);
     if (attempt.sharedManager) conn.onFinished(() => attempt.lease.release());

@@ -12,15 +12,17 @@ import { ResolveError } from "../net/resolve.ts";
 /**
  * Why `connect()` failed. `code` tells the kind of failure:
  *
- * - `"INVALID_URL"`, `"TLS_UNSUPPORTED"` (a `wss:` URL), `"INVALID_OPTION"`: the arguments;
+ * - `"INVALID_URL"`, `"INVALID_OPTION"`: the arguments; a `TlsError` code (`"CA_UNREADABLE"`,
+ *   `"TLS_UNAVAILABLE"`, ...) for TLS settings that cannot be used;
  * - `"ENOTFOUND"`, `"EAI_AGAIN"`, ...: name resolution (`cause` is the `ResolveError`);
  * - `"ECONNREFUSED"`, `"ENETUNREACH"`, `"ECONNRESET"`, ...: the system call that failed
  *   (`cause` is the `SyscallError`);
  * - `"ETIMEDOUT"`: the `timeout` passed; `"ABORTED"`: the `signal` fired (`cause` is its reason);
  * - `"UNEXPECTED_RESPONSE"`: the server answered with another status than 101 (see
  *   `status`); `"HANDSHAKE_FAILED"`: an invalid answer (wrong `Sec-WebSocket-Accept`, a
- *   subprotocol that was not offered, an extension, malformed HTTP, or the connection
- *   closed before the answer);
+ *   subprotocol that was not offered, an extension, malformed HTTP, the connection
+ *   closed before the answer, or a TLS handshake that failed: an untrusted certificate,
+ *   a name that does not match, an alert);
  * - `"MANAGER_STOPPED"`: the manager stopped while connecting.
  *
  * No descriptor is left open when the promise rejects.

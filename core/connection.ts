@@ -17,6 +17,7 @@ import type { FrameHandler, FrameParser, MessageInflater } from "../protocol/fra
 import { IO_FAILED, type Transport, WOULD_BLOCK } from "../transport/transport.ts";
 import { type ConnectionHost, type ConnectionUser, SendStatus } from "./host.ts";
 import type { OutboxConnection } from "./outbox.ts";
+import type { MessageDeflater } from "./transform.ts";
 
 /** `readyState` values, as in the WHATWG WebSocket. */
 export type ReadyState = 0 | 1 | 2 | 3;
@@ -63,6 +64,7 @@ class Extras<C> {
   /** Bytes received but not parsed: the connection changed owner in the middle of them. */
   pending: Uint8Array | null = null;
   inflater: MessageInflater | null = null;
+  deflater: MessageDeflater | null = null;
   /** Runs once the user's `closed()` has run (the client releases its manager lease). */
   afterClose: (() => void) | null = null;
 }
@@ -288,6 +290,13 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   set inflater(i: MessageInflater | null) {
     if (i !== null || this.#x !== null) this.#extras().inflater = i;
   }
+  /** Compressor of sent messages (permessage-deflate), or null. */
+  get deflater(): MessageDeflater | null {
+    return this.#x?.deflater ?? null;
+  }
+  set deflater(d: MessageDeflater | null) {
+    if (d !== null || this.#x !== null) this.#extras().deflater = d;
+  }
   /** The host, or while `closed()` runs the one it had. */
   get lastHost(): ConnectionHost<Connection<U>> | null {
     return this.host ?? this.#x?.lastHost ?? null;
@@ -351,9 +360,16 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   onReady(ready: number): void {
     const host = this.host;
     if (host === null || this.state === CLOSED) return;
+    // A TLS transport may need the other direction: a read waiting for writability, a
+    // write waiting for input.
+    const wants = this.transport.wants;
     if (ready & Ready.WRITABLE) host.writable(this);
-    if (ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR)) {
-      if (!this.read() && (this.state as number) !== CLOSED) this.terminate();
+    if (ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR) || (wants & ready) !== 0) {
+      if (!this.read() && (this.state as number) !== CLOSED) {
+        this.terminate();
+        return;
+      }
+      if (this.blocked && wants !== 0 && this.host === host) host.writable(this);
     }
   }
 
@@ -394,7 +410,10 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
         if (n < size && !transport.pending) return true;
         continue;
       }
-      if (n === WOULD_BLOCK) return true;
+      if (n === WOULD_BLOCK) {
+        if (transport.wants !== 0) host.watch(this);
+        return true;
+      }
       if (n === 0) {
         // End of stream: clean only when both close frames went through.
         if (this.closeSent && this.closeReceived) {
@@ -570,6 +589,10 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
     if (x !== null) {
       x.pending = null;
       x.inflater?.reset();
+      // zlib streams are native memory: released on every way a connection ends.
+      x.deflater?.free();
+      x.deflater = null;
+      x.inflater = null;
     }
     if (host !== null) {
       host.detach(this, code);

@@ -104,6 +104,11 @@ export interface ConnectionHost<C> {
   pauseReads(conn: C): void;
   /** Reads `conn` again, starting with what was kept while paused. */
   resumeReads(conn: C): void;
+  /**
+   * Recomputes what the poller watches `conn` for: its transport may need the other
+   * direction to make progress (TLS reading to write, or writing to read).
+   */
+  watch(conn: C): void;
   /** Subscribes `conn` to `topic`. */
   subscribe(conn: C, topic: string): void;
   /** Unsubscribes `conn` from `topic`. */

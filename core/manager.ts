@@ -43,6 +43,16 @@ import {
 /** What happens to a connection whose unsent bytes pass the backpressure limit. */
 export type BackpressurePolicy = "close" | "drop" | "buffer";
 
+/** Options of {@link WebSocketManager.broadcast} and {@link WebSocketManager.publish}. */
+export interface DeliverOptions<T = unknown> {
+  /** For a string: send its UTF-8 bytes as a binary message. For bytes: default true. */
+  binary?: boolean;
+  /** A connection that does not get it (typically the sender). */
+  except?: WebSocket<T> | null;
+  /** Compress for connections with permessage-deflate (default true). */
+  compress?: boolean;
+}
+
 /** Options of a {@link WebSocketManager}. */
 export interface ManagerOptions<T = unknown> {
   /** Poller instance or mechanism; default: the best for this system. */
@@ -119,6 +129,10 @@ const READ_LEN = 256 * 1024;
 /** Busy ticks give the event loop (timers, signals, other I/O) a turn at least this often. */
 const YIELD_MS = 4;
 const READABLE_READY = 1;
+/** Outbox slots: a broadcast's plain and compressed frames, and single sends meanwhile. */
+const SLOT_PLAIN = 0;
+const SLOT_ZIP = 1;
+const SLOT_ONE = 2;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 
@@ -409,11 +423,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   publish(
     topic: string,
     data: string | ArrayBufferView | ArrayBuffer,
-    options: { binary?: boolean; except?: WebSocket<T> | null } = {},
+    options: DeliverOptions<T> = {},
   ): number {
     const [payload, binary] = normalize(data, options.binary);
     const except = options.except == null ? null : connectionOf(options.except);
-    return this.#publish(topic, payload, binary, except);
+    return this.#publish(topic, payload, binary, except, options.compress !== false);
   }
 
   /**
@@ -424,11 +438,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
    */
   broadcast(
     data: string | ArrayBufferView | ArrayBuffer,
-    options: { binary?: boolean; except?: WebSocket<T> | null } = {},
+    options: DeliverOptions<T> = {},
   ): number {
     const [payload, binary] = normalize(data, options.binary);
     const except = options.except == null ? null : connectionOf(options.except);
-    return this.#deliver(this.#conns, payload, binary, except);
+    return this.#deliver(this.#conns, payload, binary, except, options.compress !== false);
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -537,7 +551,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       lendParser: (_conn, role) => this.#lendParser(role),
       returnParser: (conn, parser) => this.#returnParser(conn, parser),
       writable: (conn) => this.#outbox.flushConnection(conn),
-      sendData: (conn, data, binary) => this.#sendData(conn, data, binary),
+      sendData: (conn, data, binary, compress) => this.#sendData(conn, data, binary, compress),
       sendControl: (conn, opcode, payload) => this.#sendControl(conn, opcode, payload),
       sendClose: (conn, code, reason) => this.#sendClose(conn, code, reason),
       closeIfFlushed: (conn) => this.#closeIfFlushed(conn),
@@ -556,10 +570,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         this.#setInterest(conn);
         this.#readAgain(conn);
       },
+      watch: (conn) => this.#setInterest(conn),
       subscribe: (conn, topic) => this.#subscribe(conn, topic),
       unsubscribe: (conn, topic) => this.#unsubscribe(conn, topic),
-      publish: (topic, data, binary, except) =>
-        this.#publish(topic, data, binary, this.#publishToSelf ? null : except),
+      publish: (topic, data, binary, except, compress) =>
+        this.#publish(topic, data, binary, this.#publishToSelf ? null : except, compress),
       addTarget: (target, interest) => this.#addTarget(target, interest),
       modifyTarget: (target, interest) => this.#poller.modify(target.fd, TOKEN_OTHER, interest),
       removeTarget: (target) => this.#removeTarget(target),
@@ -771,21 +786,42 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     this.#timersChanged();
   }
 
-  #sendData(conn: Conn<T>, data: string | Uint8Array, binary: boolean): number {
+  /**
+   * Queues one message for one connection: compressed when it negotiated
+   * permessage-deflate and `compress` allows, masked when it is a client.
+   */
+  #sendData(conn: Conn<T>, data: string | Uint8Array, binary: boolean, compress: boolean): number {
     const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT;
     const outbox = this.#outbox;
+    let payload = data;
+    let rsv1 = false;
+    const deflater = compress ? conn.deflater : null;
+    if (deflater !== null) {
+      const bytes = typeof data === "string" ? utf8.encode(data) : data;
+      const n = deflater.compress(bytes, 0, bytes.length);
+      if (n >= 0) {
+        payload = deflater.output.subarray(0, n);
+        rsv1 = true;
+      }
+    }
     let length: number;
+    let admitted: boolean;
     if (conn.role === "client") {
-      const frame = encodeFrame(opcode, data, { mask: true });
+      const frame = encodeFrame(opcode, payload, { mask: true, rsv1 });
       length = frame.length;
-      if (!this.#admit(conn, length)) return SendStatus.DROPPED;
-      outbox.pushChunk(conn, frame);
+      admitted = this.#admit(conn, length);
+      if (admitted) outbox.pushChunk(conn, frame);
     } else {
-      length = outbox.encode(opcode, data);
-      const admitted = this.#admit(conn, length);
-      if (admitted) outbox.pushEncoded(conn);
-      outbox.releaseEncoded();
-      if (!admitted) return SendStatus.DROPPED;
+      length = outbox.encode(opcode, payload, rsv1, SLOT_ONE);
+      admitted = this.#admit(conn, length);
+      if (admitted) outbox.pushEncoded(conn, SLOT_ONE);
+      outbox.releaseEncoded(SLOT_ONE);
+    }
+    if (!admitted) {
+      // The peer never sees this message: a compressor with context takeover must forget
+      // it too.
+      if (rsv1) deflater!.resetCompression();
+      return SendStatus.DROPPED;
     }
     this.stats.messagesOut++;
     this.#scheduleFlush();
@@ -835,9 +871,10 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     data: string | Uint8Array,
     binary: boolean,
     except: Conn<T> | null,
+    compress = true,
   ): number {
     const set = this.#topics.subscribers(topic);
-    const count = set === undefined ? 0 : this.#deliver(set, data, binary, except);
+    const count = set === undefined ? 0 : this.#deliver(set, data, binary, except, compress);
     const backplane = this.#backplane;
     if (backplane !== null) {
       backplane.publish(topic, typeof data === "string" ? utf8.encode(data) : data, binary);
@@ -865,14 +902,26 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     }
   }
 
+  /**
+   * Sends one message to many connections, encoded once: a plain frame for those without
+   * compression, a compressed frame per shared window for those with permessage-deflate
+   * in a shared mode (compressed once for all of them), per connection for clients (masked)
+   * and for dedicated compressors (context takeover). Frames are made only when a target
+   * needs them, so a population that all compresses adds no plain frame to the arena.
+   */
   #deliver(
     targets: Iterable<Conn<T>>,
     data: string | Uint8Array,
     binary: boolean,
     except: Conn<T> | null,
+    compress = true,
   ): number {
     const outbox = this.#outbox;
-    const len = outbox.encode(binary ? OPCODE_BINARY : OPCODE_TEXT, data);
+    const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT;
+    let plainLength = -1;
+    let zipWindow = -2;
+    let zipLength = -1;
+    let bytes: Uint8Array | null = null;
     let count = 0;
     let viaSendData = 0;
     const nested = this.#deferDrops;
@@ -880,23 +929,44 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     try {
       for (const conn of targets) {
         if (conn === except || conn.state !== OPEN) continue;
-        if (conn.role === "client") {
-          // Client frames are masked with a key of their own: no sharing.
-          const r = this.#sendData(conn, data, binary);
+        const deflater = compress ? conn.deflater : null;
+        if (conn.role === "client" || (deflater !== null && deflater.sharedWindowBits < 0)) {
+          // Masked with a key of its own, or compressed with a context of its own.
+          const r = this.#sendData(conn, data, binary, compress);
           if (r > 0 || r === SendStatus.BACKPRESSURE) {
             count++;
             viaSendData++;
           }
           continue;
         }
-        if (!this.#admit(conn, len)) continue;
-        outbox.pushEncoded(conn);
+        let slot = SLOT_PLAIN;
+        let length: number;
+        if (deflater !== null) {
+          if (deflater.sharedWindowBits !== zipWindow) {
+            zipWindow = deflater.sharedWindowBits;
+            bytes ??= typeof data === "string" ? utf8.encode(data) : data;
+            const n = deflater.compress(bytes, 0, bytes.length);
+            zipLength = n < 0
+              ? -1
+              : outbox.encode(opcode, deflater.output.subarray(0, n), true, SLOT_ZIP);
+          }
+          if (zipLength >= 0) slot = SLOT_ZIP;
+        }
+        if (slot === SLOT_ZIP) {
+          length = zipLength;
+        } else {
+          if (plainLength < 0) plainLength = outbox.encode(opcode, data, false, SLOT_PLAIN);
+          length = plainLength;
+        }
+        if (!this.#admit(conn, length)) continue;
+        outbox.pushEncoded(conn, slot);
         count++;
       }
     } finally {
       this.#deferDrops = nested;
-      // Every queue that took the pooled frame holds its own reference; ours ends here.
-      outbox.releaseEncoded();
+      // Every queue that took a pooled frame holds its own reference; ours ends here.
+      outbox.releaseEncoded(SLOT_PLAIN);
+      outbox.releaseEncoded(SLOT_ZIP);
     }
     // #sendData counted its own messages.
     this.stats.messagesOut += count - viaSendData;
@@ -961,7 +1031,8 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   #setInterest(conn: Conn<T>): void {
     if (conn.fd < 0 || this.#table[conn.fd] !== conn) return;
     const read = conn.readsHeld ? 0 : Interest.READABLE;
-    this.#poller.modify(conn.fd, TOKEN_CONN, conn.blocked ? read | Interest.WRITABLE : read);
+    const interest = (conn.blocked ? read | Interest.WRITABLE : read) | conn.transport.wants;
+    this.#poller.modify(conn.fd, TOKEN_CONN, interest);
   }
 
   #onDrained(conn: Conn<T>): void {

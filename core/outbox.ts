@@ -109,11 +109,14 @@ export class Outbox<C extends OutboxConnection> {
   readonly #failedErrno: number[] = [];
   /** Unblocked connections whose queue the end-of-tick flush writes; reported drained after. */
   readonly #watchDrain: C[] = [];
-  /** The frame of the last {@link Outbox.encode}: its arena range... */
-  #frameStart = 0;
-  #frameEnd = 0;
-  /** ...or, when too large for the arena, its pooled buffer (our reference). */
-  #bigFrame: Uint8Array | null = null;
+  /**
+   * The current frames, by slot (a broadcast needs a plain and a compressed one, and may
+   * send to a connection of its own meanwhile): the arena range of each, or when too large
+   * for the arena its pooled buffer (our reference).
+   */
+  readonly #frameStart = [0, 0, 0];
+  readonly #frameEnd = [0, 0, 0];
+  readonly #bigFrame: (Uint8Array | null)[] = [null, null, null];
 
   /** @param events Callbacks of the owner. */
   constructor(events: OutboxEvents<C>) {
@@ -146,31 +149,30 @@ export class Outbox<C extends OutboxConnection> {
 
   /**
    * Encodes an unmasked data frame once (FIN set; `rsv1` marks a compressed message) and
-   * makes it the current frame for {@link Outbox.pushEncoded}. Small frames go into the
-   * arena, large ones into a pooled buffer; call {@link Outbox.releaseEncoded} when every
-   * recipient has it.
+   * makes it the current frame of `slot` (0 to 2) for {@link Outbox.pushEncoded}. Small
+   * frames go into the arena, large ones into a pooled buffer; call
+   * {@link Outbox.releaseEncoded} when every recipient has it.
    *
    * @returns the frame's length in bytes.
    */
-  encode(opcode: number, data: string | Uint8Array, rsv1 = false): number {
-    this.releaseEncoded();
-    const first = rsv1 ? opcode | 0x40 : opcode;
+  encode(opcode: number, data: string | Uint8Array, rsv1 = false, slot = 0): number {
+    this.#release(slot);
     if (typeof data !== "string") {
       const len = data.length;
       const h = frameHeaderLength(len, false);
       const at = this.alloc(h + len);
       if (at < 0) {
         const frame = framePool.acquire(h + len);
-        writeFrameHeader(frame, 0, first, true, len, null);
+        writeFrameHeader(frame, 0, opcode, true, len, null, rsv1);
         frame.set(data, h);
-        this.#bigFrame = frame;
+        this.#bigFrame[slot] = frame;
         return frame.length;
       }
       const arena = this.arena;
-      writeFrameHeader(arena, at, first, true, len, null);
+      writeFrameHeader(arena, at, opcode, true, len, null, rsv1);
       arena.set(data, at + h);
-      this.#frameStart = at;
-      this.#frameEnd = at + h + len;
+      this.#frameStart[slot] = at;
+      this.#frameEnd[slot] = at + h + len;
       return h + len;
     }
     // UTF-8 takes at most 3 bytes per UTF-16 unit: encode straight into the arena after
@@ -182,9 +184,9 @@ export class Outbox<C extends OutboxConnection> {
       const bytes = utf8.encode(data);
       const h = frameHeaderLength(bytes.length, false);
       const frame = framePool.acquire(h + bytes.length);
-      writeFrameHeader(frame, 0, first, true, bytes.length, null);
+      writeFrameHeader(frame, 0, opcode, true, bytes.length, null, rsv1);
       frame.set(bytes, h);
-      this.#bigFrame = frame;
+      this.#bigFrame[slot] = frame;
       return frame.length;
     }
     const arena = this.arena;
@@ -195,27 +197,34 @@ export class Outbox<C extends OutboxConnection> {
     // Frames must stay back to back in the arena so that one connection's frames of a tick
     // form one range (one write); moving a short payload a few bytes costs less than a gap.
     if (h !== maxH) arena.copyWithin(at + h, at + maxH, at + maxH + written);
-    writeFrameHeader(arena, at, first, true, written, null);
+    writeFrameHeader(arena, at, opcode, true, written, null, rsv1);
     const end = at + h + written;
     // Give the unused reservation back when this was the last allocation.
     if (this.used === at + maxH + bound) this.used = end;
-    this.#frameStart = at;
-    this.#frameEnd = end;
+    this.#frameStart[slot] = at;
+    this.#frameEnd[slot] = end;
     return h + written;
   }
 
-  /** Queues the frame of the last {@link Outbox.encode} for `conn`. */
-  pushEncoded(conn: C): void {
-    const big = this.#bigFrame;
-    if (big === null) this.pushRange(conn, this.#frameStart, this.#frameEnd);
+  /** Queues the current frame of `slot` (see {@link Outbox.encode}) for `conn`. */
+  pushEncoded(conn: C, slot = 0): void {
+    const big = this.#bigFrame[slot];
+    if (big === null) this.pushRange(conn, this.#frameStart[slot], this.#frameEnd[slot]);
     else this.pushChunk(conn, big);
   }
 
-  /** Ends the current frame: a pooled one goes back to the pool once every queue wrote it. */
-  releaseEncoded(): void {
-    const big = this.#bigFrame;
+  /**
+   * Ends the current frame of `slot`: a pooled one goes back to the pool once every queue
+   * wrote it.
+   */
+  releaseEncoded(slot = 0): void {
+    this.#release(slot);
+  }
+
+  #release(slot: number): void {
+    const big = this.#bigFrame[slot];
     if (big === null) return;
-    this.#bigFrame = null;
+    this.#bigFrame[slot] = null;
     framePool.release(big);
   }
 

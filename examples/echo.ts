@@ -1,10 +1,12 @@
 /**
  * Echo server: echoes every text and binary message on any path.
  *
- *   deno run --allow-ffi examples/echo.ts --port 9001 [--hostname H] [--poller epoll|kqueue|select]
+ *   deno run --allow-ffi --allow-read examples/echo.ts --port 9001 [--hostname H]
+ *     [--poller epoll|kqueue|select] [--cert FILE --key FILE] [--deflate]
  *
- * Prints a line containing `listening` when ready; SIGINT/SIGTERM close every client with
- * 1001 and exit 0.
+ * With `--cert` and `--key` it serves `wss://` (TLS through OpenSSL); with `--deflate` it
+ * accepts every valid permessage-deflate offer. Prints a line containing `listening` when
+ * ready; SIGINT/SIGTERM close every client with 1001 and exit 0.
  *
  * @module
  */
@@ -16,6 +18,9 @@ const values = parseFlags(Deno.args, {
   port: "9001",
   hostname: "127.0.0.1",
   poller: "",
+  cert: "",
+  key: "",
+  deflate: false,
 });
 
 const server = serve({
@@ -24,13 +29,13 @@ const server = serve({
   poller: (values.poller || undefined) as PollerKind | undefined,
   maxMessageSize: 64 * 1024 * 1024,
   signals: true,
+  ...(values.cert !== "" || values.key !== "" ? { cert: values.cert, key: values.key } : {}),
+  ...(values.deflate ? { perMessageDeflate: true } : {}),
   websocket: {
     message(ws, data) {
-      ws.send(data as string | Uint8Array);
+      ws.send(data);
     },
   },
 });
 
-console.log(
-  `echo server listening on ${server.hostname}:${server.port} (${server.manager.poller.kind})`,
-);
+console.log(`echo server listening on ${server.url} (${server.manager.poller.kind})`);

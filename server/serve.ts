@@ -19,6 +19,16 @@ import { recvInto, sendFrom } from "../net/io.ts";
 import { closeFd, listenTcp, type NetAddr, shutdownFd } from "../net/tcp.ts";
 import { Interest } from "../poller/poller.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "../protocol/http/head.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/frame/parser.ts";
+import {
+  type DeflateServerOptions,
+  type ResolvedServerOptions,
+  resolveServerOptions,
+} from "../protocol/deflate/options.ts";
+import { negotiateServer, type ServerNegotiation } from "../protocol/deflate/server.ts";
+import { threadContext } from "../deflate/contexts.ts";
+import { SessionInflater } from "../deflate/inflater.ts";
+import { DeflateSession } from "../deflate/session.ts";
 import {
   buildErrorResponse,
   buildUpgradeResponse,
@@ -33,7 +43,14 @@ import {
   type ParsedRequest,
   toRequest,
 } from "../protocol/http/request.ts";
+import { TlsError } from "../ffi/openssl.ts";
 import { plainTransport } from "../transport/plain.ts";
+import { TlsTransport } from "../transport/tls.ts";
+import {
+  type TlsReloadOptions,
+  TlsServerContext,
+  type TlsServerOptions,
+} from "../transport/tls/server_context.ts";
 import type { Transport } from "../transport/transport.ts";
 import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
 import { ListenerTarget } from "./listener.ts";
@@ -112,6 +129,26 @@ export interface ServeOptions<T = unknown> extends ManagerOptions<T> {
   ) => boolean | Response | UpgradeOptions<T> | Promise<boolean | Response | UpgradeOptions<T>>;
   /** Answers `GET` on this path with the server's metrics in the Prometheus text format. */
   metricsPath?: string;
+  /**
+   * permessage-deflate (RFC 7692): `true` accepts every valid offer with the defaults
+   * (`"shared"` mode: no compressor memory per connection, a broadcast compressed once),
+   * or options (`"dedicated"` mode with a bounded window, a size threshold, levels).
+   * Default off.
+   */
+  perMessageDeflate?: boolean | DeflateServerOptions;
+  /**
+   * Serve `wss://` (and `https://` to `fetch`): the certificate chain (leaf first) as PEM
+   * text or a file path. With `key`. A certificate or key that cannot be read or does not
+   * match fails `serve()` with a `TlsError`.
+   */
+  cert?: string | Uint8Array;
+  /** The private key of `cert` (PEM text or a file path). */
+  key?: string | Uint8Array;
+  /**
+   * The other TLS settings (SNI certificates, ALPN, minimum version, kTLS, passphrase);
+   * `cert` and `key` may be given here too.
+   */
+  tls?: Partial<TlsServerOptions>;
   /** Called once listening, with the bound address. */
   onListen?: (address: NetAddr) => void;
 }
@@ -145,6 +182,7 @@ interface UpgradeTicket<T> {
   key: string;
   offered: string[];
   chosen: UpgradeOptions<T> | null;
+  extension: ServerNegotiation | null;
 }
 
 /**
@@ -186,6 +224,9 @@ export class Server<T = unknown> {
   readonly #protocols: readonly string[];
   readonly #selectProtocol: ServeOptions<T>["selectProtocol"];
   readonly #metricsPath: string | null;
+  readonly #tls: TlsServerContext | null;
+  readonly #deflate: ResolvedServerOptions | null;
+  readonly #maxMessageSize: number;
   readonly #wsClass: new () => WebSocket<T>;
   readonly #listener: ListenerTarget;
   readonly #pending = new Set<HttpConnection>();
@@ -204,6 +245,13 @@ export class Server<T = unknown> {
     const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     // Checked here, once: the parser of every accepted connection is built from it.
     new HttpRequestParser({ maxHeaderBytes });
+    const deflate = options.perMessageDeflate ?? false;
+    this.#deflate = deflate === false
+      ? null
+      : resolveServerOptions(deflate === true ? {} : deflate);
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    // Certificates are read now: a bad one fails serve(), not the first client.
+    this.#tls = tlsContext(options);
     this.#maxBody = options.maxBodySize ?? 1024 * 1024;
     this.#maxConnections = options.maxConnections ?? Infinity;
     this.#fetch = options.fetch;
@@ -263,6 +311,7 @@ export class Server<T = unknown> {
         target.close();
       }
       if (ownManager) void this.manager.join();
+      this.#tls?.close();
       throw err;
     }
     this.#listener = target;
@@ -321,6 +370,26 @@ export class Server<T = unknown> {
   /** The bound address text. */
   get hostname(): string {
     return this.address.hostname;
+  }
+
+  /** `wss://host:port/` or `ws://host:port/`. */
+  get url(): string {
+    const host = this.address.hostname.includes(":")
+      ? `[${this.address.hostname}]`
+      : this.address.hostname;
+    return `${this.#tls === null ? "ws" : "wss"}://${host}:${this.address.port}/`;
+  }
+
+  /**
+   * Replaces the certificate and key (and SNI certificates) without a restart: new
+   * connections get the new ones, open ones keep theirs.
+   *
+   * @throws {TlsError} when the new ones cannot be read or do not match (the old ones
+   * stay); `NOT_TLS` when the server does not serve TLS.
+   */
+  reloadTls(options: TlsReloadOptions = {}): void {
+    if (this.#tls === null) throw new TlsError("NOT_TLS", "this server does not serve TLS");
+    this.#tls.reload(options);
   }
 
   /** Connections still in their HTTP phase. */
@@ -402,19 +471,26 @@ export class Server<T = unknown> {
       );
       this.manager.stop();
       await this.manager.join();
+      this.#tls?.close();
       this.#finished.resolve();
     })();
     return this.#shuttingDown;
   }
 
-  /** The transport of an accepted descriptor. */
-  #transportFor(_fd: number): Transport {
-    return plainTransport;
-  }
-
   #onAccept(fd: number, host: string, port: number): void {
     this.stats.accepted++;
-    const transport = this.#transportFor(fd);
+    let transport: Transport = plainTransport;
+    if (this.#tls !== null) {
+      try {
+        transport = TlsTransport.accept(this.#tls, fd);
+      } catch (err) {
+        // No TLS session for it (out of memory, the context closed): this client only.
+        this.stats.tlsHandshakeFailures++;
+        this.#loop.reportError(err);
+        closeFd(fd);
+        return;
+      }
+    }
     const conn = new HttpConnection(this.#owner, fd, transport, host, port);
     try {
       this.#loop.addTarget(conn, Interest.READABLE);
@@ -422,7 +498,12 @@ export class Server<T = unknown> {
       // The poller cannot watch this descriptor (select: fd >= FD_SETSIZE). Refuse the
       // connection at once, as best we can without waiting, rather than leaving an
       // unwatched descriptor behind.
-      this.#refuseUnwatched(fd, err);
+      if (transport.kind === "tls") {
+        this.#reportUnwatched(err);
+        transport.close(fd);
+      } else {
+        this.#refuseUnwatched(fd, err);
+      }
       return;
     }
     this.#pending.add(conn);
@@ -433,13 +514,17 @@ export class Server<T = unknown> {
     conn.start();
   }
 
-  /** Answers 503 without waiting (one non-blocking send) and closes `fd`. */
-  #refuseUnwatched(fd: number, err: unknown): void {
+  #reportUnwatched(err: unknown): void {
     if (!this.#unwatchedReported) {
       // Once per server: the configuration (poller, descriptor limit) needs attention.
       this.#unwatchedReported = true;
       this.#loop.reportError(err);
     }
+  }
+
+  /** Answers 503 without waiting (one non-blocking send) and closes `fd`. */
+  #refuseUnwatched(fd: number, err: unknown): void {
+    this.#reportUnwatched(err);
     const stats = this.stats.responses;
     stats[503] = (stats[503] ?? 0) + 1;
     const bytes = buildErrorResponse(503, { body: "server at capacity" });
@@ -467,9 +552,18 @@ export class Server<T = unknown> {
         conn.respond(buildErrorResponse(403, { body: "origin not allowed" }), 403);
         return;
       }
+      let extension: ServerNegotiation | null = null;
+      if (this.#deflate !== null) {
+        extension = negotiateServer(req.getAll("sec-websocket-extensions"), this.#deflate);
+        if (extension.kind === "malformed") {
+          const body = `malformed Sec-WebSocket-Extensions: ${extension.reason}`;
+          conn.respond(buildErrorResponse(400, { body }), 400);
+          return;
+        }
+      }
       const decide = this.#fetch ?? this.#verify;
       if (decide === undefined && this.#selectProtocol === undefined) {
-        this.#accept(conn, req, v.key, { protocol: this.#pickProtocol(v.protocols) });
+        this.#accept(conn, req, v.key, { protocol: this.#pickProtocol(v.protocols) }, extension);
         return;
       }
       let request: Request;
@@ -480,10 +574,11 @@ export class Server<T = unknown> {
         return;
       }
       if (decide === undefined) {
-        this.#accept(conn, req, v.key, { protocol: this.#pickProtocol(v.protocols, request) });
+        const protocol = this.#pickProtocol(v.protocols, request);
+        this.#accept(conn, req, v.key, { protocol }, extension);
         return;
       }
-      this.#tickets.set(request, { key: v.key, offered: v.protocols, chosen: null });
+      this.#tickets.set(request, { key: v.key, offered: v.protocols, chosen: null, extension });
       conn.awaitHandler();
       this.#startFetch(conn, request, req, v.key);
       return;
@@ -611,7 +706,7 @@ export class Server<T = unknown> {
             return;
           }
         }
-        this.#accept(conn, req, key, chosen);
+        this.#accept(conn, req, key, chosen, ticket.extension);
         return;
       }
     }
@@ -630,13 +725,21 @@ export class Server<T = unknown> {
     conn.respond(buildErrorResponse(500, { body: "the fetch handler returned no response" }), 500);
   }
 
-  #accept(conn: HttpConnection, req: ParsedRequest, key: string, opts: UpgradeOptions<T>): void {
+  #accept(
+    conn: HttpConnection,
+    req: ParsedRequest,
+    key: string,
+    opts: UpgradeOptions<T>,
+    extension: ServerNegotiation | null,
+  ): void {
+    const deflate = extension?.kind === "accepted" ? extension : null;
     let preface: Uint8Array;
     try {
       preface = buildUpgradeResponse({
         key,
         protocol: opts.protocol ?? null,
         headers: opts.headers,
+        extensions: deflate?.response ?? null,
       });
     } catch (err) {
       this.#loop.reportError(err);
@@ -660,6 +763,22 @@ export class Server<T = unknown> {
       );
       wsConn.protocol = opts.protocol ?? "";
       wsConn.headerText = req.text();
+      if (deflate !== null) {
+        const o = this.#deflate!;
+        const session = new DeflateSession(
+          "server",
+          deflate.params,
+          threadContext({
+            level: o.level,
+            memLevel: o.memLevel,
+            threshold: o.threshold,
+            maxMessageSize: this.#maxMessageSize,
+          }),
+        );
+        wsConn.deflater = session;
+        wsConn.inflater = new SessionInflater(session);
+        wsConn.extensions = deflate.response;
+      }
       if ("data" in opts) ws.data = opts.data as T;
       bindConnection(ws, wsConn);
     } catch (err) {
@@ -671,6 +790,18 @@ export class Server<T = unknown> {
     this.stats.upgraded++;
     attachConnection(this.manager, wsConn, conn.leftover, preface);
   }
+}
+
+/** The TLS context `options` ask for, or null for plain TCP. */
+function tlsContext<T>(options: ServeOptions<T>): TlsServerContext | null {
+  const tls = options.tls;
+  const cert = options.cert ?? tls?.cert;
+  const key = options.key ?? tls?.key;
+  if (cert === undefined && key === undefined && tls === undefined) return null;
+  if (cert === undefined || key === undefined) {
+    throw new TlsError("CERT_MISSING", "TLS needs both `cert` and `key`");
+  }
+  return new TlsServerContext({ ...tls, cert, key });
 }
 
 /** A 200 answer with `text` in the Prometheus text format. */

@@ -29,6 +29,11 @@ export interface EncodeFrameOptions {
   fin?: boolean;
   /** Mask the payload with a fresh random key, as a client must. Defaults to `false`. */
   mask?: boolean;
+  /**
+   * Set RSV1: the payload is compressed (permessage-deflate, RFC 7692 §6; only on a data
+   * message's first frame). Defaults to `false`.
+   */
+  rsv1?: boolean;
 }
 
 /**
@@ -148,6 +153,7 @@ function putHeader(
  * @param fin FIN bit.
  * @param payloadLength Payload size in bytes (a non-negative safe integer).
  * @param maskKey 4-byte masking key; sets the MASK bit. Omit or `null` for an unmasked frame.
+ * @param rsv1 Set RSV1 (a compressed message's first frame, RFC 7692). Default false.
  * @returns The header length.
  * @throws {FrameEncodeError} `INVALID_OPCODE`, `INVALID_LENGTH`, `INVALID_MASK_KEY` or
  * `BUFFER_TOO_SMALL`.
@@ -169,6 +175,7 @@ export function writeFrameHeader(
   fin: boolean,
   payloadLength: number,
   maskKey?: Uint8Array | null,
+  rsv1 = false,
 ): number {
   if (!Number.isInteger(opcode) || opcode < 0 || opcode > 0xf) {
     throw new FrameEncodeError("INVALID_OPCODE", `opcode ${opcode} is not a 4-bit value`);
@@ -184,7 +191,8 @@ export function writeFrameHeader(
   if (target.length - offset < frameHeaderLength(payloadLength, masked)) {
     throw new FrameEncodeError("BUFFER_TOO_SMALL", "the target cannot hold the frame header");
   }
-  return putHeader(target, offset, (fin ? 0x80 : 0) | opcode, payloadLength, masked, key);
+  const first = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+  return putHeader(target, offset, first, payloadLength, masked, key);
 }
 
 // Builds a frame from payload[start..end) in a buffer of its own.
@@ -289,7 +297,13 @@ export function encodeFrame(
   if (control && !fin) {
     throw new FrameEncodeError("FRAGMENTED_CONTROL_FRAME", "control frames cannot be fragmented");
   }
-  const firstByte = (fin ? 0x80 : 0) | opcode;
+  if (options?.rsv1 === true && (control || opcode === 0)) {
+    throw new FrameEncodeError(
+      "INVALID_OPCODE",
+      "RSV1 is only set on a data message's first frame",
+    );
+  }
+  const firstByte = (fin ? 0x80 : 0) | (options?.rsv1 === true ? 0x40 : 0) | opcode;
   if (typeof payload === "string") return buildTextFrame(firstByte, payload, mask, control);
   if (control && payload.length > MAX_CONTROL_PAYLOAD) throw controlTooLarge(payload.length);
   return buildFrame(firstByte, payload, 0, payload.length, mask);

@@ -37,6 +37,8 @@ export interface ClientRequestOptions {
   protocols?: readonly string[];
   /** Extra headers (e.g. `Origin`, `Authorization`); must not set handshake headers. */
   headers?: HeadersInit;
+  /** Extensions to offer (`Sec-WebSocket-Extensions`), e.g. a permessage-deflate offer. */
+  extensions?: string;
 }
 
 const CLIENT_RESERVED: ReadonlySet<string> = new Set([
@@ -113,6 +115,16 @@ export function buildClientRequest(
     "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
   if (protocols.length > 0) head += `Sec-WebSocket-Protocol: ${protocols.join(", ")}\r\n`;
+  const extensions = options.extensions ?? "";
+  if (extensions !== "") {
+    for (let i = 0; i < extensions.length; i++) {
+      const c = extensions.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e) {
+        throw new HandshakeError("HEADER_INJECTION", "extensions must be printable ASCII");
+      }
+    }
+    head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  }
   for (const [name, value] of extra) head += `${name}: ${value}\r\n`;
   return encodeLatin1(head + "\r\n", 0);
 }
@@ -163,12 +175,15 @@ function fail(message: string): ClientHandshakeResult {
  * @param res Parsed response head.
  * @param key The key sent in the request.
  * @param offeredProtocols The protocols sent in the request.
+ * @param offeredExtensions True when the request offered extensions: the response's
+ * `Sec-WebSocket-Extensions` is then for the caller to check against its offer.
  * @returns Success with the chosen protocol, or failure with a message.
  */
 export function validateUpgradeResponse(
   res: ParsedResponse,
   key: string,
   offeredProtocols: readonly string[],
+  offeredExtensions = false,
 ): ClientHandshakeResult {
   if (res.status !== 101) {
     return fail(`expected status 101, got ${res.status} ${res.reason}`.trimEnd());
@@ -187,7 +202,8 @@ export function validateUpgradeResponse(
     );
   }
   if (accepts[0] !== acceptKey(key)) return fail("Sec-WebSocket-Accept does not match the key");
-  if (res.has("sec-websocket-extensions")) {
+  // What an offer got back is the offer's own business (permessage-deflate checks it).
+  if (!offeredExtensions && res.has("sec-websocket-extensions")) {
     return fail("server accepted an extension that was not offered");
   }
   const chosen = res.getAll("sec-websocket-protocol");

@@ -305,6 +305,8 @@ export interface UpgradeResponseOptions {
   offered?: readonly string[];
   /** Extra headers (e.g. `Set-Cookie`); must not set the handshake headers. */
   headers?: HeadersInit;
+  /** The negotiated extensions (`Sec-WebSocket-Extensions`), e.g. a permessage-deflate response. */
+  extensions?: string | null;
 }
 
 const UPGRADE_HEAD = new TextEncoder().encode(
@@ -350,7 +352,11 @@ export function buildUpgradeResponse(options: UpgradeResponseOptions): Uint8Arra
   if (!isValidKey(key)) {
     throw new HandshakeError("INVALID_KEY", "Sec-WebSocket-Key must be base64 of 16 bytes");
   }
-  if ((protocol === null || protocol === undefined) && options.headers === undefined) {
+  const extensions = options.extensions ?? null;
+  if (
+    (protocol === null || protocol === undefined) && options.headers === undefined &&
+    extensions === null
+  ) {
     // The common answer: a fixed head around the 28-byte accept key, built in one buffer.
     const out = new Uint8Array(UPGRADE_HEAD.length + 28 + 4);
     out.set(UPGRADE_HEAD);
@@ -369,6 +375,15 @@ export function buildUpgradeResponse(options: UpgradeResponseOptions): Uint8Arra
     }
     if (options.offered !== undefined) selectProtocol(options.offered, protocol);
     head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  }
+  if (extensions !== null) {
+    for (let i = 0; i < extensions.length; i++) {
+      const c = extensions.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e) {
+        throw new HandshakeError("HEADER_INJECTION", "extensions must be printable ASCII");
+      }
+    }
+    head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
   }
   for (const [name, value] of validateHeaders(options.headers, UPGRADE_RESERVED)) {
     head += `${name}: ${value}\r\n`;
