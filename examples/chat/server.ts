@@ -4,23 +4,27 @@
  * People pick a name and a room, see who is online and exchange messages; rooms map to
  * topics of the manager, so a message is encoded once and published to the room.
  *
- *   deno run --allow-ffi --allow-read --allow-env examples/chat/server.ts [--port 8000]
- *     [--hostname H] [--poller epoll|kqueue|select] [--quiet]
+ *   deno run --allow-ffi --allow-read examples/chat/server.ts [--port 8000]
+ *     [--hostname H] [--poller epoll|kqueue|select] [--cert FILE --key FILE] [--deflate]
+ *     [--quiet]
+ *
+ * With `--cert` and `--key` the page is served over https and the chat over wss; with
+ * `--deflate` messages are compressed for browsers that offer permessage-deflate (all do).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type PollerKind, serve, type WebSocket } from "../../mod.ts";
+import { parseFlags } from "../flags.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8000" },
-    hostname: { type: "string", default: "127.0.0.1" },
-    poller: { type: "string" },
-    quiet: { type: "boolean", default: false },
-  },
+const values = parseFlags(Deno.args, {
+  port: "8000",
+  hostname: "127.0.0.1",
+  poller: "",
+  cert: "",
+  key: "",
+  deflate: false,
+  quiet: false,
 });
 
 interface Member {
@@ -46,8 +50,10 @@ function presence(room: string): void {
 const server = serve<Member>({
   hostname: values.hostname,
   port: Number(values.port),
-  poller: values.poller as PollerKind | undefined,
+  poller: (values.poller || undefined) as PollerKind | undefined,
   signals: true,
+  ...(values.cert !== "" || values.key !== "" ? { cert: values.cert, key: values.key } : {}),
+  perMessageDeflate: values.deflate,
   maxMessageSize: 64 * 1024,
   fetch(request, server) {
     const url = new URL(request.url);
@@ -100,9 +106,8 @@ const server = serve<Member>({
   },
 });
 
-console.log(
-  `chat demo listening on http://${server.hostname}:${server.port}/ (${server.manager.poller.kind})`,
-);
+const pageUrl = server.url.replace(/^ws/, "http");
+console.log(`chat demo listening on ${pageUrl} (${server.manager.poller.kind})`);
 if (!values.quiet && Deno.stdout.isTerminal()) {
   const timer = setInterval(() => {
     const s = server.manager.stats;

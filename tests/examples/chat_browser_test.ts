@@ -33,6 +33,7 @@ import {
   within,
 } from "../fixtures/harness.ts";
 import { CHROMIUM, requireTool } from "../deps/tools.ts";
+import { makeTestPki } from "../fixtures/tls.ts";
 
 const CHROMIUM_ARGS: readonly string[] = [
   "--headless",
@@ -151,15 +152,15 @@ interface Demo {
   output: () => string;
 }
 
-async function startDemo(poller: LinuxPoller): Promise<Demo> {
+async function startDemo(poller: LinuxPoller, extra: string[] = []): Promise<Demo> {
   const child = new Child(
     Deno.execPath(),
-    [...demoCommand(), "--port", "0", "--quiet", "--poller", poller],
+    [...demoCommand(), "--port", "0", "--quiet", "--poller", poller, ...extra],
     { cwd: REPO, env: { NO_COLOR: "1" } },
   );
   let base: string;
   try {
-    const listening = /listening on (http:\/\/\S+?)\/?(?:\s|$)/;
+    const listening = /listening on (https?:\/\/\S+?)\/?(?:\s|$)/;
     base = (await child.stdout.match(listening, STEP_MS, `the demo's "listening" line`))[1];
   } catch (e) {
     const stderr = await child.stop();
@@ -189,7 +190,11 @@ interface ChatPage {
 }
 
 async function openChat(browser: Browser, base: string): Promise<ChatPage> {
-  const context = await browser.newContext({ viewport: { width: 900, height: 560 } });
+  // The https variant uses a test CA that Chromium does not know.
+  const context = await browser.newContext({
+    viewport: { width: 900, height: 560 },
+    ignoreHTTPSErrors: base.startsWith("https:"),
+  });
   context.setDefaultTimeout(STEP_MS);
   context.setDefaultNavigationTimeout(STEP_MS);
   const page = await context.newPage();
@@ -376,6 +381,53 @@ Deno.test({
         });
         warm = true;
       });
+    }
+  },
+});
+
+Deno.test({
+  name: "chat demo in Chromium over https and wss, with permessage-deflate",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const executablePath = await requireTool(CHROMIUM);
+    const chromium = await loadPlaywright();
+    const pki = makeTestPki();
+    const demo = await startDemo("epoll", ["--cert", pki.cert, "--key", pki.key, "--deflate"]);
+    let browser: Browser | undefined;
+    try {
+      assert.match(demo.base, /^https:\/\/127\.0\.0\.1:\d+$/);
+      browser = await within(
+        chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS] }),
+        STEP_MS + 1_000,
+        "Chromium to start",
+      );
+      const alice = await openChat(browser, demo.base);
+      const bob = await openChat(browser, demo.base);
+      await join(alice, ALICE, ROOM);
+      await join(bob, BOB, ROOM);
+      await waitOnline(alice, ALICE, [ALICE, BOB]);
+      await say(alice, FROM_ALICE);
+      await waitLine(bob, BOB, `${ALICE}: ${FROM_ALICE}`);
+      // Chromium's own offer, answered by the server: what the page's WebSocket reports.
+      const extensions = await alice.page.evaluate(async (base: string) => {
+        const ws = new WebSocket(`${base.replace(/^http/, "ws")}/ws?name=probe&room=probe`);
+        await new Promise((resolve, reject) => {
+          ws.onopen = resolve;
+          ws.onerror = reject;
+        });
+        const value = ws.extensions;
+        ws.close();
+        return value;
+      }, demo.base);
+      assert.match(extensions, /^permessage-deflate/);
+      assert.deepEqual(alice.errors, []);
+      assert.deepEqual(bob.errors, []);
+      const status = await stopDemo(demo);
+      assert.equal(status.code, 0, demo.output());
+    } finally {
+      if (browser !== undefined) await within(browser.close(), STEP_MS, "Chromium to close");
+      await demo.child.stop();
+      pki.remove();
     }
   },
 });
