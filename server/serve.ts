@@ -757,12 +757,12 @@ export class Server<T = unknown> {
         conn.transport,
         "server",
         ws,
-        internTarget(req.target),
+        intern(req.target),
         conn.host,
         conn.port,
       );
       wsConn.protocol = opts.protocol ?? "";
-      wsConn.headerText = req.text();
+      wsConn.headerText = intern(req.text(HANDSHAKE_ONLY));
       if (deflate !== null) {
         const o = this.#deflate!;
         const session = new DeflateSession(
@@ -792,6 +792,17 @@ export class Server<T = unknown> {
   }
 }
 
+/**
+ * Request headers that only served the handshake: not kept with the connection (memory
+ * per connection counts; the application has no use for a spent key).
+ */
+const HANDSHAKE_ONLY: ReadonlySet<string> = new Set([
+  "upgrade",
+  "connection",
+  "sec-websocket-key",
+  "sec-websocket-version",
+]);
+
 /** The TLS context `options` ask for, or null for plain TCP. */
 function tlsContext<T>(options: ServeOptions<T>): TlsServerContext | null {
   const tls = options.tls;
@@ -818,18 +829,19 @@ function metricsResponse(text: string): Uint8Array {
 }
 
 /**
- * Request targets kept by connections, shared when equal: most clients of a server ask
- * for the same few paths, and each connection keeps its target for its whole life.
+ * Request targets and header texts kept by connections, shared when equal: most clients
+ * of a server ask for the same few paths with the same few header sets, and each
+ * connection keeps them for its whole life.
  */
-const targets = new Map<string, string>();
+const interned = new Map<string, string>();
 
-function internTarget(target: string): string {
-  if (target.length > 128) return target;
-  const known = targets.get(target);
+function intern(text: string): string {
+  if (text.length > 256) return text;
+  const known = interned.get(text);
   if (known !== undefined) return known;
-  if (targets.size >= 1024) targets.clear();
-  targets.set(target, target);
-  return target;
+  if (interned.size >= 1024) interned.clear();
+  interned.set(text, text);
+  return text;
 }
 
 /**

@@ -241,8 +241,9 @@ export class HeaderList {
     return false;
   }
   /**
-   * The fields as one string, one `name:value` per line: the compact form a connection
-   * keeps for its whole life (an array of pairs costs several objects per field).
+   * The fields as one string, one `name:value` per line, leaving out the names in `skip`:
+   * the compact form a connection keeps for its whole life (an array of pairs costs
+   * several objects per field).
    *
    * @example
    * ```ts
@@ -251,9 +252,12 @@ export class HeaderList {
    * console.log(new HeaderList([["Origin", "https://a.test"]]).text()); // "origin:https://a.test"
    * ```
    */
-  text(): string {
+  text(skip?: ReadonlySet<string>): string {
     let out = "";
-    for (const [n, v] of this.headers) out += out === "" ? `${n}:${v}` : `\n${n}:${v}`;
+    for (const [n, v] of this.headers) {
+      if (skip !== undefined && skip.has(n)) continue;
+      out += out === "" ? `${n}:${v}` : `\n${n}:${v}`;
+    }
     return out;
   }
 }
