@@ -131,7 +131,9 @@ export class Connecting<T> implements PollTarget {
   onReady(ready: number): void {
     if (this.#phase === "connecting") {
       try {
-        finishConnect(this.fd);
+        // Still connecting: the connect's own outcome decides whether the next address
+        // is tried, so wait for it.
+        if (!finishConnect(this.fd)) return;
       } catch (err) {
         this.fail(this.#wrap(err), true);
         return;

@@ -373,11 +373,25 @@ export function connectTcp(hostname: string, port: number, lib: Libc = libc()): 
   throw new SyscallError("connect", e, `${hostname}:${port}`);
 }
 
-/** Completes a non-blocking connect once the socket is writable: throws its error, if any. */
-export function finishConnect(fd: number): void {
-  const c = libc().c;
+/**
+ * Completes a non-blocking connect once the poller reported the socket: throws its error,
+ * if any. A report can come before the outcome is known (a spurious wake-up, a poller that
+ * reports every registered descriptor): then SO_ERROR is 0 but the socket has no peer yet,
+ * and this returns false, so the caller waits instead of writing to a socket that may still
+ * fail (and hide that failure from the next address to try).
+ *
+ * @returns true when connected, false while still in progress.
+ */
+export function finishConnect(fd: number): boolean {
+  const lib = libc();
+  const c = lib.c;
   const err = getIntOption(fd, c.SOL_SOCKET, c.SO_ERROR);
   if (err !== 0) throw new SyscallError("connect", err);
+  socklenBuf[0] = SOCKADDR_STORAGE_SIZE;
+  if (lib.sym.getpeername(fd, sockaddrBuf, socklenBuf) === 0) return true;
+  const e = errno();
+  if (e === c.errno.ENOTCONN) return false;
+  throw new SyscallError("getpeername", e);
 }
 
 /** Shuts down one or both directions of a connection (SHUT_WR sends FIN). Errors are ignored. */

@@ -304,3 +304,27 @@ Deno.test("connect and listen close their socket when it cannot be prepared", as
   }
   assert.equal(openFds(), before, "descriptor leak");
 });
+
+Deno.test("finishConnect tells a connect still in progress from one that completed", async () => {
+  const before = openFds();
+  // A listener whose queue is full drops further SYNs: their connects stay in progress.
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0, backlog: 1 });
+  const fds: number[] = [];
+  try {
+    let pending = -1;
+    for (let i = 0; i < 8 && pending < 0; i++) {
+      const c = connectTcp("127.0.0.1", listener.address.port);
+      fds.push(c.fd);
+      // Let the handshake finish when it can.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (!finishConnect(c.fd)) pending = c.fd;
+    }
+    assert.ok(pending >= 0, "a connect stays in progress behind a full queue");
+    // The earlier ones completed.
+    assert.equal(finishConnect(fds[0]), true);
+  } finally {
+    for (const fd of fds) libc().sym.close(fd);
+    listener.close();
+  }
+  assert.equal(openFds(), before);
+});
