@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import type { BackplaneGap } from "../../../core/backplane.ts";
-import { WorkersBackplaneError } from "../../../backplane/workers/errors.ts";
+import type { WorkersBackplaneError } from "../../../backplane/workers/errors.ts";
 import {
   closeTopology,
   createTopology,
