@@ -1,9 +1,12 @@
 /**
  * The shared-memory transport: this worker writes each record once into its own ring
  * (ring.ts); every other worker reads it in place. A consumer is woken by its doorbell,
- * rung by a producer only when the consumer's "signalled" flag was clear, so a busy
- * consumer costs its producers one atomic load per message and no system call; the
- * consumer clears the flag before it reads, so nothing written after its read is missed.
+ * which a producer rings once per turn of its event loop (a microtask after the records
+ * of the turn), and only when the consumer's "signalled" flag was clear: the consumer
+ * clears it before it reads, so nothing written after its read is missed, and a busy
+ * consumer costs its producers one atomic load per turn and no system call. Waking an
+ * idle worker costs microseconds of CPU; once per turn rather than once per record is what
+ * keeps the cross-worker path within the single-worker cost (see WORKERS_NOTES.md).
  *
  * When the ring is full (a worker reads too slowly) records wait in order in a bounded
  * overflow queue, and the producer asks the consumers to ring it once they have read. A
@@ -52,6 +55,12 @@ export class RingTransport implements Outlet, PollTarget {
   readonly #consumers: number[] = [];
   readonly #visit: (u8: Uint8Array, i32: Int32Array, at: number) => void;
   #inRing = true;
+  /** A ring of the consumers' doorbells is due at the end of this turn. */
+  #signalDue = false;
+  readonly #signalTask = (): void => {
+    this.#signalDue = false;
+    this.#signal();
+  };
   /** When the overflow queue last became non-empty, or last tried to evict (loop clock). */
   #stalledSince = 0;
   /** Dropping because the queue is full (reported once per episode). */
@@ -149,7 +158,7 @@ export class RingTransport implements Outlet, PollTarget {
   commit(size: number): void {
     if (this.#inRing) {
       this.#writer.commit(size);
-      this.#signal();
+      this.#signalSoon();
       return;
     }
     const first = this.#overflow.records === 0;
@@ -170,12 +179,22 @@ export class RingTransport implements Outlet, PollTarget {
       writer.wantSpace(true);
       empty = overflow.moveTo(writer);
     }
-    if (overflow.records !== before) this.#signal();
+    if (overflow.records !== before) this.#signalSoon();
     if (empty) {
       writer.wantSpace(false);
       this.#dropping = false;
     }
     return empty;
+  }
+
+  /**
+   * Rings the consumers once this turn of the event loop ends, not once per record: a
+   * consumer that wakes up costs far more than one that reads many records at once.
+   */
+  #signalSoon(): void {
+    if (this.#signalDue) return;
+    this.#signalDue = true;
+    queueMicrotask(this.#signalTask);
   }
 
   /** Rings the doorbell of every consumer not rung since it last read. */
