@@ -10,6 +10,8 @@
  *   w1       serve({ workers: 1 }): topic publish, nothing crosses workers
  *   w2-ring  serve({ workers: 2 }), shared-memory rings (the default transport)
  *   w2-msg   serve({ workers: 2 }), batches through postMessage (the other candidate)
+ *   w2-redis serve({ workers: 2, backplane: redisBackplane() }): the ring plus Redis, as two
+ *            hosts would run (a redis-server of its own is started; its CPU is not counted)
  *
  * One publisher keeps 32 messages of 64 B in flight; N subscribers; every message reaches
  * every connection (the publisher included), checked for loss and order by the loadgen.
@@ -37,9 +39,12 @@ const flags = parseFlags(Deno.args, {
   variants: "single,w1,w2-ring,w2-msg",
 });
 
+let redisUrl = "";
+
 interface Variant {
   id: string;
   args: string[];
+  redis?: boolean;
 }
 
 const VARIANTS: Variant[] = [
@@ -47,6 +52,7 @@ const VARIANTS: Variant[] = [
   { id: "w1", args: ["--workers", "1"] },
   { id: "w2-ring", args: ["--workers", "2", "--worker-transport", "ring"] },
   { id: "w2-msg", args: ["--workers", "2", "--worker-transport", "messages"] },
+  { id: "w2-redis", args: ["--workers", "2"], redis: true },
 ];
 
 interface Run {
@@ -118,6 +124,7 @@ async function runOne(v: Variant, subscribers: number, round: number): Promise<R
     "--mode",
     "broadcast",
     ...v.args,
+    ...(v.redis ? ["--redis", redisUrl] : []),
   ]);
   const out: string[] = [];
   const err: string[] = [];
@@ -204,6 +211,23 @@ function median(xs: number[]): number {
 
 await ensureLoadgen();
 const variants = VARIANTS.filter((v) => flags.variants.split(",").includes(v.id));
+let redis: Deno.ChildProcess | null = null;
+if (variants.some((v) => v.redis)) {
+  const port = 26379 + (Deno.pid % 100);
+  redis = spawn("1", [
+    Deno.env.get("FDWS_REDIS_SERVER") ?? "redis-server",
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+  redisUrl = `redis://127.0.0.1:${port}`;
+  await sleep(500);
+}
 const subs = flags.subscribers.split(",").map(Number);
 const rounds = Number(flags.rounds);
 const runs: Run[] = [];
@@ -251,6 +275,10 @@ for (const n of subs) {
   }
 }
 
+if (redis !== null) {
+  redis.kill("SIGTERM");
+  await redis.status;
+}
 Deno.mkdirSync(RESULTS, { recursive: true });
 const file = `${RESULTS}/${new Date().toISOString().replaceAll(":", "-")}.json`;
 Deno.writeTextFileSync(

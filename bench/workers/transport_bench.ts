@@ -126,6 +126,7 @@ if (scope.name === "transport-bench") {
     return { rate: messages / seconds, nsPerMessage: (cpuS / messages) * 1e9 };
   };
   const rows: string[] = [];
+  const raw: { batch: number; transport: string; rates: number[]; costs: number[] }[] = [];
   for (const batch of [1, 16, 256]) {
     for (const transport of ["ring", "messages"] as const) {
       const rates: number[] = [];
@@ -135,6 +136,7 @@ if (scope.name === "transport-bench") {
         rates.push(rate);
         costs.push(nsPerMessage);
       }
+      raw.push({ batch, transport, rates, costs });
       const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
       rows.push(
         `| ${batch} | ${transport} | ${med(rates).toFixed(0)} | ${med(costs).toFixed(0)} | ` +
@@ -153,4 +155,9 @@ if (scope.name === "transport-bench") {
   );
   console.log("| ---: | --- | ---: | ---: | --- |");
   for (const r of rows) console.log(r);
+  const dir = new URL("./results/", import.meta.url).pathname;
+  Deno.mkdirSync(dir, { recursive: true });
+  const file = `${dir}transport-${new Date().toISOString().replaceAll(":", "-")}.json`;
+  Deno.writeTextFileSync(file, JSON.stringify({ flags, raw }, null, 2));
+  console.log(`\nraw data: ${file}`);
 }

@@ -198,8 +198,7 @@ export function joinCluster<S>(options: ClusterServeOptions): ClusterRole<S> | n
   if (supervising) {
     throw new ClusterError("ALREADY_RUNNING", "one serve({ workers }) per program");
   }
-  supervising = true;
-  return new Supervisor<S>(options, count, accept, () => {
-    supervising = false;
+  return new Supervisor<S>(options, count, accept, (running) => {
+    supervising = running;
   });
 }

@@ -90,7 +90,8 @@ export class Supervisor<S> implements ClusterRole<S> {
   readonly #mainPorts: MessagePort[] = [];
   readonly #ready = Promise.withResolvers<void>();
   readonly #statsRequests = new Map<number, (slot: number, stats: NodeStats<S>) => void>();
-  readonly #onEnd: () => void;
+  /** Tells the module whether this group holds the program's one place. */
+  readonly #running: (running: boolean) => void;
   #reservation: Reservation | null = null;
   /** `workerAccept: "main"`: the listening socket, then its poll target once started. */
   #pendingListener: TcpListener | null = null;
@@ -113,12 +114,12 @@ export class Supervisor<S> implements ClusterRole<S> {
     options: ClusterServeOptions,
     count: number,
     accept: WorkerAccept,
-    onEnd: () => void,
+    running: (running: boolean) => void,
   ) {
     this.#options = options;
     this.#count = count;
     this.#accept = accept;
-    this.#onEnd = onEnd;
+    this.#running = running;
     this.#module = options.workerModule ?? Deno.mainModule;
     this.#restart = options.restartWorkers ?? true;
     this.signals = options.signals === true;
@@ -180,29 +181,29 @@ export class Supervisor<S> implements ClusterRole<S> {
 
   listen(): NetAddr {
     const options = this.#options;
-    if (this.#accept === "reuseport") {
-      this.#reservation = reservePort(this.#hostname, this.#port, options.ipv6Only ?? false);
-      this.#address = this.#reservation.address;
-    } else {
-      this.#pendingListener = listenTcp({
-        hostname: this.#hostname,
-        port: this.#port,
-        backlog: options.backlog,
-        ipv6Only: options.ipv6Only,
-      });
-      this.#address = this.#pendingListener.address;
-    }
     try {
+      if (this.#accept === "reuseport") {
+        this.#reservation = reservePort(this.#hostname, this.#port, options.ipv6Only ?? false);
+        this.#address = this.#reservation.address;
+      } else {
+        this.#pendingListener = listenTcp({
+          hostname: this.#hostname,
+          port: this.#port,
+          backlog: options.backlog,
+          ipv6Only: options.ipv6Only,
+        });
+        this.#address = this.#pendingListener.address;
+      }
       this.#topology = createTopology(this.#count + 1, options.workerBackplane);
     } catch (err) {
       this.#reservation?.close();
       this.#reservation = null;
       this.#pendingListener?.close();
       this.#pendingListener = null;
-      this.#onEnd();
       throw err;
     }
     if (this.#topology.transport === "messages") this.#mainPortsByNode = this.#makeChannels();
+    this.#running(true);
     return this.#address;
   }
 
@@ -557,6 +558,6 @@ export class Supervisor<S> implements ClusterRole<S> {
     this.#pendingListener?.close();
     for (const p of this.#mainPorts) p.close();
     if (this.#topology !== null) closeTopology(this.#topology);
-    this.#onEnd();
+    this.#running(false);
   }
 }

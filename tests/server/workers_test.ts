@@ -20,7 +20,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ClusterError, type ServerStats } from "../../mod.ts";
+import { ClusterError, type ServerStats, SyscallError } from "../../mod.ts";
 import { serve, type Server } from "../../server/serve.ts";
 import type { ClusterStats } from "../../server/cluster/stats.ts";
 import {
@@ -301,15 +301,30 @@ Deno.test("workers: a worker module that cannot start stops the group", async ()
   await assertNoFdLeak(before);
 });
 
-Deno.test("workers: options are checked before anything opens", async () => {
+Deno.test("workers: bad options and a taken port fail serve() at once, leaving nothing open", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const before = openFds();
+  for (const workerAccept of ["reuseport", "main"] as const) {
+    assert.throws(
+      () =>
+        serve({
+          hostname: "127.0.0.1",
+          port: (taken.addr as Deno.NetAddr).port,
+          workers: 2,
+          workerAccept,
+          workerModule: APP,
+        }),
+      (err: unknown) => err instanceof SyscallError && err.code === "EADDRINUSE",
+    );
+  }
+  taken.close();
   assert.throws(() => serve({ workers: -1 }), ClusterError);
   assert.throws(() => serve({ workers: 1.5 }), ClusterError);
   assert.throws(
     () => serve({ workers: 2, workerAccept: "kernel" as "main" }),
     (err: unknown) => err instanceof ClusterError && err.code === "INVALID_OPTION",
   );
-  await assertNoFdLeak(before, 0);
+  await assertNoFdLeak(before - 1, 0);
 });
 
 Deno.test("workers: SIGTERM drains every worker (1001) and the program exits 0", async () => {
