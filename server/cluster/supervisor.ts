@@ -294,17 +294,25 @@ export class Supervisor<S> implements ClusterRole<S> {
     }, START_TIMEOUT_MS);
   }
 
-  #post(slot: Slot, message: ToWorker, transfer: Transferable[] = []): void {
+  /** Posts to a worker; false when it is gone (its end is handled by #ended). */
+  #post(slot: Slot, message: ToWorker, transfer: Transferable[] = []): boolean {
+    if (slot.worker === null) return false;
     try {
-      slot.worker?.postMessage(message, transfer);
+      slot.worker.postMessage(message, transfer);
+      return true;
     } catch {
-      // The worker is gone: its end is handled by #ended.
+      return false;
     }
   }
 
   #onMessage(slot: Slot, message: ToMain): void {
     switch (message.fdws) {
       case "hello": {
+        if (this.#stopping) {
+          // Started while the group stops: it stops before it opens anything more.
+          this.#post(slot, { fdws: "shutdown", code: 1001, reason: "", timeout: 0 });
+          return;
+        }
         const ports = this.#workerPorts[slot.index] ?? null;
         // Ports can be given once: a restarted worker of the messages transport gets none.
         this.#workerPorts[slot.index] = null;
@@ -461,7 +469,7 @@ export class Supervisor<S> implements ClusterRole<S> {
       return;
     }
     Atomics.add(loads, best.index, 1);
-    this.#post(best, { fdws: "conn", fd, host, port });
+    if (!this.#post(best, { fdws: "conn", fd, host, port })) closeFd(fd);
   }
 
   // ------------------------------------------------------------------ stats
@@ -557,6 +565,8 @@ export class Supervisor<S> implements ClusterRole<S> {
     this.#reservation?.close();
     this.#pendingListener?.close();
     for (const p of this.#mainPorts) p.close();
+    // Ports of workers that never said hello.
+    for (const ports of this.#workerPorts) for (const p of ports ?? []) p?.close();
     if (this.#topology !== null) closeTopology(this.#topology);
     this.#running(false);
   }
