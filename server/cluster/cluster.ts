@@ -195,6 +195,13 @@ export function joinCluster<S>(options: ClusterServeOptions): ClusterRole<S> | n
     joined = true;
     return new WorkerNode<S>(options, name);
   }
+  if (options.workerModule === undefined && typeof Deno.mainModule !== "string") {
+    // Inside a Worker of the application's own, which has no main module to start again.
+    throw new ClusterError(
+      "INVALID_OPTION",
+      "workerModule is needed where Deno.mainModule is not set",
+    );
+  }
   if (supervising) {
     throw new ClusterError("ALREADY_RUNNING", "one serve({ workers }) per program");
   }
