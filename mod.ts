@@ -59,6 +59,17 @@ export {
 } from "./backplane/redis/redis_backplane.ts";
 export { RedisBackplaneError } from "./backplane/redis/errors.ts";
 export {
+  type ClusterOptions,
+  type ShutdownOptions,
+  type WorkerAccept,
+  type WorkerGroup,
+} from "./server/cluster/cluster.ts";
+export { ClusterError } from "./server/cluster/errors.ts";
+export { workerIndex } from "./server/cluster/role.ts";
+export type { ClusterStats, NodeStats, WorkerState, WorkerStats } from "./server/cluster/stats.ts";
+export type { WorkersBackplaneOptions, WorkersTransport } from "./backplane/workers/topology.ts";
+export { WorkersBackplaneError } from "./backplane/workers/errors.ts";
+export {
   type FetchResult,
   serve,
   type ServeOptions,

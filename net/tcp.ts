@@ -97,6 +97,12 @@ function tcpSocket(lib: Libc, family: 4 | 6): number {
   return fd;
 }
 
+/** Sets an int socket option; throws a `SyscallError` when the system refuses it. */
+export function setIntOption(fd: number, level: number, name: number, value: number): void {
+  intOpt[0] = value;
+  if (libc().sym.setsockopt(fd, level, name, intOpt, 4) < 0) fail("setsockopt");
+}
+
 /** Reads an integer socket option. */
 export function getIntOption(fd: number, level: number, name: number): number {
   socklenBuf[0] = 4;

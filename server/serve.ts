@@ -55,12 +55,18 @@ import type { Transport } from "../transport/transport.ts";
 import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
 import { ListenerTarget } from "./listener.ts";
 import { prometheusText } from "./metrics.ts";
+import {
+  type ClusterOptions,
+  type ClusterRole,
+  joinCluster,
+  type WorkerGroup,
+} from "./cluster/cluster.ts";
 
 /** What a `fetch` handler may return. */
 export type FetchResult = Response | undefined | void;
 
 /** Options of {@link serve}. */
-export interface ServeOptions<T = unknown> extends ManagerOptions<T> {
+export interface ServeOptions<T = unknown> extends ManagerOptions<T>, ClusterOptions {
   /** Address to listen on: an IP literal or `"localhost"`. Default `"0.0.0.0"`. */
   hostname?: string;
   /** Port; 0 picks a free one (see `server.port`). Default 8080. */
@@ -228,7 +234,8 @@ export class Server<T = unknown> {
   readonly #deflate: ResolvedServerOptions | null;
   readonly #maxMessageSize: number;
   readonly #wsClass: new () => WebSocket<T>;
-  readonly #listener: ListenerTarget;
+  readonly #listener: ListenerTarget | null;
+  readonly #cluster: ClusterRole<ServerStats> | null;
   readonly #pending = new Set<HttpConnection>();
   readonly #tickets = new WeakMap<Request, UpgradeTicket<T>>();
   readonly #finished = Promise.withResolvers<void>();
@@ -266,7 +273,14 @@ export class Server<T = unknown> {
     this.finished = this.#finished.promise;
     const handlers = options.websocket ?? options.handlers;
     const ownManager = options.manager === undefined;
-    this.manager = options.manager ?? new WebSocketManager<T>({ ...options, handlers });
+    // With `workers`: this thread's part in the group (the main thread, or worker i).
+    const cluster = joinCluster<ServerStats>(options);
+    this.#cluster = cluster;
+    this.manager = options.manager ?? new WebSocketManager<T>({
+      ...options,
+      handlers,
+      ...(cluster === null ? {} : { backplane: cluster.backplane }),
+    });
     const loop = loopOf(this.manager);
     this.#loop = loop;
     this.#owner = {
@@ -288,21 +302,29 @@ export class Server<T = unknown> {
       },
     };
     let target: ListenerTarget | null = null;
+    let address: NetAddr;
     try {
-      const listener = listenTcp({
-        hostname: options.hostname ?? "0.0.0.0",
-        port: options.port ?? 8080,
-        backlog: options.backlog,
-        reusePort: options.reusePort,
-        ipv6Only: options.ipv6Only,
-      });
-      target = new ListenerTarget(
-        loop,
-        listener,
-        (fd, host, port) => this.#onAccept(fd, host, port),
-        this.stats,
-      );
-      loop.addTarget(target, Interest.READABLE);
+      if (cluster !== null) {
+        // The group's port belongs to the group (held by the main thread, then listened
+        // on by every worker, or accepted by the main thread).
+        address = cluster.listen();
+      } else {
+        const listener = listenTcp({
+          hostname: options.hostname ?? "0.0.0.0",
+          port: options.port ?? 8080,
+          backlog: options.backlog,
+          reusePort: options.reusePort,
+          ipv6Only: options.ipv6Only,
+        });
+        target = new ListenerTarget(
+          loop,
+          listener,
+          (fd, host, port) => this.#onAccept(fd, host, port),
+          this.stats,
+        );
+        loop.addTarget(target, Interest.READABLE);
+        address = listener.address;
+      }
     } catch (err) {
       // EADDRINUSE and friends: release what was created (the manager's poller holds
       // descriptors too) instead of leaking it with every failed serve().
@@ -315,11 +337,11 @@ export class Server<T = unknown> {
       throw err;
     }
     this.#listener = target;
-    this.address = target.listener.address;
+    this.address = address;
     if (!ownManager && handlers !== undefined) this.manager.handlers = handlers;
     this.manager.start();
     const signals = options.signals;
-    if (signals) {
+    if (signals && (cluster === null || cluster.signals)) {
       const cleanup = typeof signals === "function" ? signals : null;
       const handler = (signal: "SIGINT" | "SIGTERM"): void => {
         this.shutdown()
@@ -351,7 +373,25 @@ export class Server<T = unknown> {
         this.#finished.resolve();
       },
     );
-    options.onListen?.(this.address);
+    if (cluster === null) {
+      options.onListen?.(this.address);
+      return;
+    }
+    cluster.start({
+      manager: this.manager as WebSocketManager<unknown>,
+      stats: this.stats,
+      accept: (fd, host, port) => this.#onAccept(fd, host, port),
+      shutdown: (o) => this.shutdown(o),
+      snapshot: () => ({
+        connections: this.manager.size,
+        pendingHandshakes: this.#pending.size,
+        server: this.stats,
+        manager: this.manager.stats,
+        backplane: this.manager.backplane?.stats ?? null,
+      }),
+      reportError: (error) => loop.reportError(error),
+      onListen: options.onListen,
+    });
   }
 
   #removeSignals(): void {
@@ -390,6 +430,15 @@ export class Server<T = unknown> {
   reloadTls(options: TlsReloadOptions = {}): void {
     if (this.#tls === null) throw new TlsError("NOT_TLS", "this server does not serve TLS");
     this.#tls.reload(options);
+  }
+
+  /**
+   * With `workers`: the group (`role`, `index`, `ready`, `stats()`); null otherwise. In the
+   * main thread this server accepts no client itself: its manager publishes to every
+   * worker, and `shutdown()` drains them all.
+   */
+  get workers(): WorkerGroup<ServerStats> | null {
+    return this.#cluster?.group ?? null;
   }
 
   /** Connections still in their HTTP phase. */
@@ -461,8 +510,12 @@ export class Server<T = unknown> {
     if (this.#shuttingDown !== null) return this.#shuttingDown;
     this.#shuttingDown = (async () => {
       this.#removeSignals();
-      this.#loop.removeTarget(this.#listener);
-      this.#listener.close();
+      if (this.#listener !== null) {
+        this.#loop.removeTarget(this.#listener);
+        this.#listener.close();
+      }
+      // Main thread: stop accepting, drain every worker. Worker: stop listening.
+      await this.#cluster?.stopAccepting(options);
       for (const conn of [...this.#pending]) conn.close();
       await this.manager.closeAll(
         options.code ?? 1001,

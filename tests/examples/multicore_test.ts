@@ -1,12 +1,12 @@
 /**
- * examples/multicore.ts: one manager per worker thread on a shared SO_REUSEPORT port.
- * Every client is served, the kernel spreads them over both workers, and SIGTERM stops
- * the workers cleanly. No descriptor of this process may outlive the test.
+ * examples/multicore.ts: serve({ workers: 2 }). Every client is served, the kernel spreads
+ * them over both workers, a message to "all" reaches the clients of both, and SIGTERM
+ * stops the workers cleanly. No descriptor of this process may outlive the test.
  */
 import assert from "node:assert/strict";
 import { assertNoFdLeak, Child, freePort, openFds, within } from "../fixtures/harness.ts";
 
-Deno.test("multicore example: two workers share the port and both serve", async () => {
+Deno.test("multicore example: two workers share the port, both serve, topics cross them", async () => {
   const fdsBefore = openFds();
   const port = freePort();
   const child = new Child(Deno.execPath(), [
@@ -38,13 +38,31 @@ Deno.test("multicore example: two workers share the port and both serve", async 
         };
       })));
     assert.equal(echoed, n);
+    // A message to "all" reaches every client, whichever worker serves it.
+    const listeners = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        new Promise<WebSocket>((resolve) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+          ws.onopen = () => resolve(ws);
+        })),
+    );
+    const got = listeners.map((ws) =>
+      new Promise<string>((resolve) => (ws.onmessage = (e) => resolve(e.data)))
+    );
+    listeners[0].send("all everyone");
+    assert.deepEqual(await within(Promise.all(got), 5_000, "all"), Array(10).fill("everyone"));
+    await Promise.all(listeners.map((ws) =>
+      new Promise((resolve) => {
+        ws.onclose = resolve;
+        ws.close();
+      })
+    ));
     child.kill("SIGTERM");
-    await child.stdout.match(/fdws-worker-1/, 10_000, "worker 1 to report");
-    await child.stdout.match(/fdws-worker-0/, 10_000, "worker 0 to report");
+    await child.stdout.match(/"worker":1/, 10_000, "worker 1 to report");
     const opened = [...child.stdout.text.matchAll(/"opened":(\d+)/g)].map((m) => Number(m[1]));
     assert.equal(opened.length, 2);
-    assert.equal(opened[0] + opened[1], n);
-    // SO_REUSEPORT hashes connections over both listeners: 60 all on one is ~1e-18.
+    assert.equal(opened[0] + opened[1], n + 10);
+    // SO_REUSEPORT hashes connections over both listeners: 70 all on one is ~1e-21.
     assert.ok(opened[0] > 0 && opened[1] > 0, `both workers served: ${opened.join(", ")}`);
   } finally {
     child.kill("SIGTERM");
