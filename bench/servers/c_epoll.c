@@ -13,7 +13,7 @@
 // of the batch (one send() per connection per batch). A broadcast is encoded once (header +
 // payload built in one buffer) and appended to every connection. EAGAIN keeps the unsent tail
 // in the connection's buffer and turns on EPOLLOUT until it is gone. A connection whose unsent
-// bytes pass 16 MiB is closed (fdws's default backpressure limit and policy).
+// bytes pass 16 MiB when more is queued is closed (fdws's default limit and policy).
 //
 // Not a general server: no permessage-deflate, no TLS, no HTTP beyond the upgrade, no UTF-8
 // validation of text (the load generator sends binary), no limits beyond the backpressure one
@@ -102,7 +102,7 @@ typedef struct {
 static void buf_reserve(Buf *b, size_t extra) {
   if (b->off && b->off == b->len) b->off = b->len = 0;
   if (b->len + extra <= b->cap) return;
-  if (b->off) {  // compact before growing
+  if (b->off && b->off >= b->len - b->off) {  // compact when that moves less than it frees
     memmove(b->p, b->p + b->off, b->len - b->off);
     b->len -= b->off;
     b->off = 0;
@@ -176,7 +176,8 @@ static void queue_bytes(Conn *c, const uint8_t *p, size_t n) {
     c->dirty = 1;
     dirty_list[n_dirty++] = c;
   }
-  if (c->out.len - c->out.off + n > BACKPRESSURE_LIMIT) {  // slow consumer: drop it
+  // slow consumer: more than the limit already unsent (one larger message still goes out)
+  if (c->out.len - c->out.off > BACKPRESSURE_LIMIT) {
     c->closing = 2;
     return;
   }
