@@ -128,6 +128,7 @@ static void buf_free(Buf *b) {
 
 typedef struct {
   int fd, open, closing, dirty, want_out, list_idx;
+  int framed;        // has been sent a WebSocket frame: keeps its output buffer
   Buf in, out, msg;  // unparsed input, unsent output, fragments of a message
   int msg_op;        // opcode of the message being reassembled (0: none)
 } Conn;
@@ -191,6 +192,7 @@ static void queue_frame(Conn *c, int op, const uint8_t *p, size_t len) {
   size_t hl = frame_header(h, op, len);
   if (c->fd < 0 || c->closing > 1) return;
   buf_reserve(&c->out, hl + len);  // header and payload contiguous: one append
+  c->framed = 1;
   queue_bytes(c, h, hl);
   queue_bytes(c, p, len);
 }
@@ -211,7 +213,11 @@ static void on_message(Conn *c, int op, const uint8_t *p, size_t len) {
   }
   size_t hl = frame_header(bc_buf, op, len);
   memcpy(bc_buf + hl, p, len);
-  for (int i = 0; i < n_open; i++) queue_bytes(by_fd[open_list[i]], bc_buf, hl + len);
+  for (int i = 0; i < n_open; i++) {
+    Conn *t = by_fd[open_list[i]];
+    t->framed = 1;
+    queue_bytes(t, bc_buf, hl + len);
+  }
 }
 
 static void unmask(uint8_t *p, size_t n, const uint8_t m[4]) {
@@ -403,7 +409,10 @@ static void flush(Conn *c) {
     conn_close(c);
     return;
   }
-  buf_free(o);  // nothing pending: an idle connection keeps no buffer
+  // Nothing pending. A connection that only got its 101 keeps no buffer (idle memory); one that
+  // gets frames keeps up to 64 KiB (allocating per batch costs more than the send, in malloc).
+  if (!c->framed || o->cap > 64 * 1024) buf_free(o);
+  else o->off = o->len = 0;
   set_out_interest(c, 0);
   if (c->closing) conn_close(c);
 }
