@@ -907,7 +907,7 @@ function throughputMetrics(r: LoadgenResult, count: number): Record<string, numb
     per_server_cpu_s: r.server_window_cpu_s > 0 ? count / r.server_window_cpu_s : NaN,
     cpu_per_msg_us: count > 0 ? (r.server_window_cpu_s / count) * 1e6 : NaN,
     cpu_per_delivery_ns: count > 0 ? (r.server_window_cpu_s / count) * 1e9 : NaN,
-    aux_cpu_per_delivery_ns: count > 0 ? (aux / count) * 1e9 : NaN,
+    aux_cpu_per_delivery_ns: count > 0 && r.aux_window_cpu_s >= 0 ? (aux / count) * 1e9 : NaN,
     total_cpu_per_delivery_ns: count > 0 ? ((r.server_window_cpu_s + aux) / count) * 1e9 : NaN,
     server_core_busy: serverBusy,
     per_server_core_s: serverBusy > 0 ? count / (serverBusy * r.window_s) : NaN,
@@ -1516,7 +1516,13 @@ function renderVariant(v: Variant, sums: Summary[]): string {
         fmtInt(g(s, key)),
         range(s.stats[key], fmtInt),
         echo ? fmtUs(g(s, "cpu_per_msg_us")) : `${fmtInt(g(s, "cpu_per_delivery_ns"))} ns`,
-        ...(v.kind === "scale" ? [`${fmtInt(g(s, "aux_cpu_per_delivery_ns"))} ns`] : []),
+        ...(v.kind === "scale"
+          ? [
+            Number.isFinite(g(s, "aux_cpu_per_delivery_ns"))
+              ? `${fmtInt(g(s, "aux_cpu_per_delivery_ns"))} ns`
+              : "–",
+          ]
+          : []),
         ...ratioCells(s),
         pct(g(s, "server_core_busy")),
         fmtUs(g(s, "lat_p50_us")),
