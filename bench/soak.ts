@@ -404,10 +404,16 @@ async function main(): Promise<number> {
   const stamp = started.toISOString().replace(/[:.]/g, "-");
   const prefix = o.out || `${BENCH}results/soak-${stamp}`;
   const port = freePort();
+  // setpriv --pdeathsig: the server is killed even if this process dies without cleanup
+  const setpriv = await new Deno.Command("setpriv", { args: ["--help"], stdout: "piped" })
+    .output().then((r) => new TextDecoder().decode(r.stdout).includes("--pdeathsig"))
+    .catch(() => false);
   const server = new Deno.Command("bash", {
     args: [
       "-c",
-      'ulimit -n 20000 2>/dev/null; exec taskset -c 0 "$@"',
+      `ulimit -n 20000 2>/dev/null; exec ${
+        setpriv ? "setpriv --pdeathsig KILL " : ""
+      }taskset -c 0 "$@"`,
       "soak",
       Deno.execPath(),
       "run",
