@@ -428,13 +428,22 @@ const SERVERS: Record<string, ServerDef> = {
   },
 };
 
-function oursDef(name: string, poller: "epoll" | "select", checkout: string): ServerDef {
+/**
+ * Our bench/server.ts in `checkout`. The baseline (another checkout, usually older) is asked
+ * for the plain contract only: its bench/server.ts may not know the capability flags.
+ */
+function oursDef(
+  name: string,
+  poller: "epoll" | "select",
+  checkout: string,
+  capabilities: Capability[] = ["tls", "deflate", "workers", "redis"],
+): ServerDef {
   return {
     name,
     ours: true,
     // select(2) cannot watch descriptors >= FD_SETSIZE (1024); Deno itself holds ~20.
     maxConns: poller === "select" ? 1000 : undefined,
-    capabilities: ["tls", "deflate", "workers", "redis"],
+    capabilities,
     checkout,
     unavailable: () =>
       exists(`${checkout}/bench/server.ts`) ? null : `${checkout}/bench/server.ts does not exist`,
@@ -1436,6 +1445,8 @@ const fmtUs = (us: number) =>
     : `${us.toFixed(0)} µs`;
 const fmtMiB = (kb: number) =>
   Number.isFinite(kb) && kb >= 0 ? `${(kb / 1024).toFixed(1)} MiB` : "n/a";
+const fmtS = (s: number) => Number.isFinite(s) ? `${s.toFixed(2)} s` : "n/a";
+const fmtNs = (ns: number) => Number.isFinite(ns) ? `${fmtInt(ns)} ns` : "n/a";
 const pct = (f: number) => Number.isFinite(f) ? `${(f * 100).toFixed(0)}%` : "n/a";
 const fmtBytes = (b: number) => {
   if (!Number.isFinite(b)) return "n/a";
@@ -1515,11 +1526,11 @@ function renderVariant(v: Variant, sums: Summary[]): string {
         s.server,
         fmtInt(g(s, key)),
         range(s.stats[key], fmtInt),
-        echo ? fmtUs(g(s, "cpu_per_msg_us")) : `${fmtInt(g(s, "cpu_per_delivery_ns"))} ns`,
+        echo ? fmtUs(g(s, "cpu_per_msg_us")) : fmtNs(g(s, "cpu_per_delivery_ns")),
         ...(v.kind === "scale"
           ? [
             Number.isFinite(g(s, "aux_cpu_per_delivery_ns"))
-              ? `${fmtInt(g(s, "aux_cpu_per_delivery_ns"))} ns`
+              ? fmtNs(g(s, "aux_cpu_per_delivery_ns"))
               : "–",
           ]
           : []),
@@ -1552,7 +1563,7 @@ function renderVariant(v: Variant, sums: Summary[]): string {
         fmtBytes(g(s, "user_bytes_per_conn")),
         range(s.stats.user_bytes_per_conn, fmtBytes),
         ...ratioCells(s),
-        `${g(s, "connect_time_s").toFixed(2)} s`,
+        fmtS(g(s, "connect_time_s")),
         `${fmtMiB(g(s, "rss_before_kb"))} -> ${fmtMiB(g(s, "rss_after_kb"))}`,
         fmtBytes(g(s, "kernel_bytes_per_conn_server")),
         `${s.valid_runs}/${s.runs}`,
@@ -1613,7 +1624,7 @@ function renderVariant(v: Variant, sums: Summary[]): string {
       rows.push([
         s.server,
         fmtInt(g(s, "connected")),
-        `${g(s, "connect_time_s").toFixed(2)} s`,
+        fmtS(g(s, "connect_time_s")),
         fmtBytes(g(s, "user_bytes_per_conn")),
         fmtBytes(g(s, "kernel_bytes_per_conn_both_ends")),
         fmtBytes(g(s, "kernel_bytes_per_conn_server")),
@@ -1702,7 +1713,7 @@ async function main(): Promise<void> {
     if (!exists(`${o.baseline}/bench/server.ts`)) {
       throw new Error(`--baseline ${o.baseline}: no bench/server.ts there`);
     }
-    SERVERS["base-epoll"] = oursDef("base-epoll", "epoll", o.baseline);
+    SERVERS["base-epoll"] = oursDef("base-epoll", "epoll", o.baseline, []);
   }
   await ensureBuilds();
   await ensureDeps(o.servers);
@@ -1740,13 +1751,15 @@ async function main(): Promise<void> {
   const report: string[] = [];
 
   for (const v of variantsFor(o)) {
-    const tooMany = runnable.filter((s) => (s.maxConns ?? Infinity) < v.conns(o));
-    const fits = runnable.filter((s) => !tooMany.includes(s));
-    let launches = v.launches(o, fits);
+    const all = v.launches(o, runnable);
+    const tooMany = all.filter((l) => (l.def.maxConns ?? Infinity) < v.conns(o));
+    let launches = all.filter((l) => !tooMany.includes(l));
     const notes: string[] = [];
     if (tooMany.length) {
       notes.push(
-        `(not run: ${tooMany.map((s) => s.name).join(", ")} cannot hold ${v.conns(o)} connections)`,
+        `(not run: ${tooMany.map((l) => l.label).join(", ")} cannot hold ${
+          v.conns(o)
+        } connections)`,
       );
     }
     if (v.scenario === "f" && certProblem) {

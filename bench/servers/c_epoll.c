@@ -9,11 +9,14 @@
 // RFC 6455 handshake (SHA-1 + base64 written here, no library); masked client frames
 // (text/binary/continuation/ping/pong/close, fragmented messages reassembled); unmasked server
 // frames. Writes are corked: during one epoll_wait batch every frame for a connection is
-// appended to that connection's output buffer, and each connection is written once at the end
-// of the batch (one send() per connection per batch). A broadcast is encoded once (header +
-// payload built in one buffer) and appended to every connection. EAGAIN keeps the unsent tail
-// in the connection's buffer and turns on EPOLLOUT until it is gone. A connection whose unsent
-// bytes pass 16 MiB when more is queued is closed (fdws's default limit and policy).
+// queued, and each connection is written once at the end of the batch (one send() per
+// connection per batch). A broadcast is encoded once, into the batch's shared buffer: a
+// connection with nothing else pending just remembers where its part of that buffer starts and
+// is written straight from it (no copy per connection: at 20,000 connections the copies cost
+// more than the sends); a connection with its own pending bytes (an EAGAIN tail, a pong, its
+// 101) gets the frame appended to its own buffer. EAGAIN keeps the unsent tail in the
+// connection's buffer and turns on EPOLLOUT until it is gone. A connection with more than
+// 16 MiB unsent when more is queued is closed (fdws's default backpressure limit and policy).
 //
 // Not a general server: no permessage-deflate, no TLS, no HTTP beyond the upgrade, no UTF-8
 // validation of text (the load generator sends binary), no limits beyond the backpressure one
@@ -129,6 +132,9 @@ static void buf_free(Buf *b) {
 typedef struct {
   int fd, open, closing, dirty, want_out, list_idx;
   int framed;        // has been sent a WebSocket frame: keeps its output buffer
+  int bref;          // its output of this batch is batch[bstart, batch.len): nothing private
+  int copied;        // on copy_list: gets this batch's broadcasts appended to its own buffer
+  size_t bstart;
   Buf in, out, msg;  // unparsed input, unsent output, fragments of a message
   int msg_op;        // opcode of the message being reassembled (0: none)
 } Conn;
@@ -138,6 +144,33 @@ static int by_fd_cap, ep, broadcast_mode;
 static int *open_list, n_open;   // open WebSocket connections (broadcast targets)
 static Conn **dirty_list;        // connections with output queued in this batch
 static int n_dirty;
+static Buf batch;                // broadcast frames of this batch, each encoded once
+static Conn **copy_list;         // open connections that get broadcasts copied in this batch
+static int n_copy;
+
+static void add_copy(Conn *c) {
+  if (c->copied || !batch.len) return;  // before the batch's first broadcast: decided then
+  c->copied = 1;
+  copy_list[n_copy++] = c;
+}
+
+static void mark_dirty(Conn *c) {
+  if (!c->dirty) {
+    c->dirty = 1;
+    dirty_list[n_dirty++] = c;
+  }
+}
+
+// The shared bytes a connection references become its own (before anything private is queued).
+static void materialize(Conn *c) {
+  if (!c->bref) return;
+  c->bref = 0;
+  add_copy(c);  // later broadcasts of this batch must follow what it now holds
+  size_t n = batch.len - c->bstart;
+  buf_reserve(&c->out, n);
+  memcpy(c->out.p + c->out.len, batch.p + c->bstart, n);
+  c->out.len += n;
+}
 
 static void conn_close(Conn *c) {
   if (c->open) {  // swap-remove from the broadcast list
@@ -173,10 +206,8 @@ static size_t frame_header(uint8_t *h, int op, size_t len) {
 // Appends bytes to the connection's output; the write happens once at the end of the batch.
 static void queue_bytes(Conn *c, const uint8_t *p, size_t n) {
   if (c->fd < 0 || c->closing > 1) return;
-  if (!c->dirty) {
-    c->dirty = 1;
-    dirty_list[n_dirty++] = c;
-  }
+  mark_dirty(c);
+  materialize(c);
   // slow consumer: more than the limit already unsent (one larger message still goes out)
   if (c->out.len - c->out.off > BACKPRESSURE_LIMIT) {
     c->closing = 2;
@@ -197,26 +228,37 @@ static void queue_frame(Conn *c, int op, const uint8_t *p, size_t len) {
   queue_bytes(c, p, len);
 }
 
-static uint8_t *bc_buf;
-static size_t bc_cap;
-
 static void on_message(Conn *c, int op, const uint8_t *p, size_t len) {
   if (!broadcast_mode) {
     queue_frame(c, op, p, len);
     return;
   }
-  // encode once, append the same bytes to every open connection
-  if (bc_cap < len + 10) {
-    bc_cap = len + 10 > 2 * bc_cap ? len + 10 : 2 * bc_cap;
-    bc_buf = realloc(bc_buf, bc_cap);
-    if (!bc_buf) exit(1);
+  // encode once into the batch's shared buffer
+  size_t start = batch.len;
+  buf_reserve(&batch, len + 10);
+  size_t hl = frame_header(batch.p + start, op, len);
+  memcpy(batch.p + start + hl, p, len);
+  batch.len += hl + len;
+  if (start == 0) {
+    // the batch's first broadcast: every open connection either references the shared
+    // buffer from here to the end of the batch, or (with bytes of its own pending) gets
+    // copies; later broadcasts of the batch touch only the copy list
+    for (int i = 0; i < n_open; i++) {
+      Conn *t = by_fd[open_list[i]];
+      t->framed = 1;
+      if (t->fd < 0 || t->closing > 1) continue;
+      if (t->out.len > t->out.off || t->want_out) {
+        add_copy(t);
+      } else {
+        t->bref = 1;
+        t->bstart = start;
+        mark_dirty(t);
+      }
+    }
   }
-  size_t hl = frame_header(bc_buf, op, len);
-  memcpy(bc_buf + hl, p, len);
-  for (int i = 0; i < n_open; i++) {
-    Conn *t = by_fd[open_list[i]];
-    t->framed = 1;
-    queue_bytes(t, bc_buf, hl + len);
+  for (int i = 0; i < n_copy; i++) {
+    Conn *t = copy_list[i];
+    if (t->fd >= 0 && t->open) queue_bytes(t, batch.p + start, hl + len);
   }
 }
 
@@ -323,6 +365,7 @@ static long handshake(Conn *c, uint8_t *buf, size_t len) {
   c->open = 1;
   c->list_idx = n_open;
   open_list[n_open++] = c->fd;
+  add_copy(c);  // opened after the batch's first broadcast: the rest is copied behind its 101
   return (long)(end - buf) + 4;
 }
 
@@ -417,6 +460,31 @@ static void flush(Conn *c) {
   if (c->closing) conn_close(c);
 }
 
+// Writes a connection's part of the shared batch buffer; an unsent tail becomes its own.
+static void flush_ref(Conn *c) {
+  c->bref = 0;
+  const uint8_t *p = batch.p + c->bstart;
+  size_t n = batch.len - c->bstart;
+  while (n) {
+    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      buf_reserve(&c->out, n);
+      memcpy(c->out.p + c->out.len, p, n);
+      c->out.len += n;
+      set_out_interest(c, 1);
+      return;
+    }
+    conn_close(c);
+    return;
+  }
+}
+
 static void on_accept(int lfd) {
   for (;;) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -459,7 +527,8 @@ int main(int argc, char **argv) {
   by_fd_cap = (int)(rl.rlim_cur > 1 << 20 ? 1 << 20 : rl.rlim_cur);
   by_fd = calloc((size_t)by_fd_cap, sizeof *by_fd);
   open_list = calloc((size_t)by_fd_cap, sizeof *open_list);
-  dirty_list = calloc(2 * (size_t)by_fd_cap, sizeof *dirty_list);  // closed + reused fds
+  dirty_list = calloc(2 * (size_t)by_fd_cap, sizeof *dirty_list);
+  copy_list = calloc(2 * (size_t)by_fd_cap, sizeof *copy_list);  // closed + reused fds
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -489,14 +558,19 @@ int main(int argc, char **argv) {
       if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
       if (by_fd[fd] == c && (evs[i].events & EPOLLOUT)) flush(c);
     }
-    // end of the batch: each connection with queued output is written once
+    // end of the batch: each connection with queued output is written once (copy-list members
+    // are all on the dirty list, which frees the ones closed during the batch: reset them first)
+    for (int i = 0; i < n_copy; i++) copy_list[i]->copied = 0;
+    n_copy = 0;
     for (int i = 0; i < n_dirty; i++) {
       Conn *c = dirty_list[i];
       c->dirty = 0;
       if (c->fd < 0) free(c);  // closed during the batch
       else if (c->closing > 1) conn_close(c);  // over the backpressure limit
+      else if (c->bref) flush_ref(c);
       else if (!c->want_out) flush(c);     // else EPOLLOUT will resume it
     }
     n_dirty = 0;
+    batch.len = 0;
   }
 }
