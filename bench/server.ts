@@ -18,7 +18,9 @@
  *   --workers N              `workers: N` (N managers, one per worker thread, one process)
  *   --redis URL              Redis backplane: `redis: URL`
  *   --stats-interval MS      every MS ms print one line `stats {json}` on stdout with
- *                            Deno.memoryUsage() and connection counters (for the soak)
+ *                            Deno.memoryUsage() and connection counters (for the soak); run
+ *                            with --v8-flags=--expose-gc, it also reports the live heap after a
+ *                            full collection (`heapLive`), which a GC sawtooth does not blur
  *
  * @module
  */
@@ -136,8 +138,11 @@ const server = serve({ ...options, ...capabilities } as ServeOptions);
 
 if (statsInterval > 0) {
   // One JSON object per line, parsed by bench/soak.ts; RSS and heap come from the same call.
+  const gc = (globalThis as { gc?: () => void }).gc;
   setInterval(() => {
     const m = Deno.memoryUsage();
+    gc?.();
+    const live = gc ? Deno.memoryUsage().heapUsed : -1;
     const s = server.manager.stats;
     console.log(`stats ${
       JSON.stringify({
@@ -145,6 +150,7 @@ if (statsInterval > 0) {
         rss: m.rss,
         heapTotal: m.heapTotal,
         heapUsed: m.heapUsed,
+        heapLive: live,
         external: m.external,
         conns: server.manager.size,
         opened: s.opened,
