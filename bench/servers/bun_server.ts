@@ -2,11 +2,14 @@
  * Competitor server: `Bun.serve` with its built-in (uWebSockets-based) WebSocket support.
  *
  * Usage: bun bench/servers/bun_server.ts --port P --mode echo|broadcast
+ *          [--cert FILE --key FILE] [--deflate]
  * Prints a line containing `listening` when ready.
  *
  * Broadcast uses pub/sub topics: every socket subscribes to "all" and each message is
  * published with `server.publish` (the server-level publish also reaches the sender;
- * `ws.publish` would skip it). Compression off, idle timeout off.
+ * `ws.publish` would skip it). Idle timeout off. Compression off unless --deflate: then
+ * `perMessageDeflate: true` and every send/publish asks for compression (Bun compresses only
+ * when asked; a publish is compressed once for all subscribers). --cert/--key: TLS (`tls`).
  *
  * This file is run by Bun but also type-checked and linted by Deno (`deno check bench/`).
  * Instead of `@ts-nocheck`, the few Bun APIs it uses are declared below (a minimal subset
@@ -14,19 +17,20 @@
  */
 
 interface BunServerWebSocket {
-  send(data: string | ArrayBufferView | ArrayBuffer): number;
+  send(data: string | ArrayBufferView | ArrayBuffer, compress?: boolean): number;
   subscribe(topic: string): void;
 }
 
 interface BunServer {
   upgrade(req: Request): boolean;
-  publish(topic: string, data: string | ArrayBufferView | ArrayBuffer): number;
+  publish(topic: string, data: string | ArrayBufferView | ArrayBuffer, compress?: boolean): number;
   readonly port: number;
 }
 
 interface BunServeOptions {
   hostname: string;
   port: number;
+  tls?: { cert: string; key: string };
   fetch(req: Request, server: BunServer): Response | undefined;
   websocket: {
     perMessageDeflate: boolean;
@@ -40,6 +44,7 @@ interface BunServeOptions {
 declare const Bun: {
   argv: string[];
   serve(options: BunServeOptions): BunServer;
+  file(path: string): { text(): Promise<string> };
 };
 declare const process: { exit(code: number): never };
 
@@ -55,25 +60,33 @@ if (mode !== "echo" && mode !== "broadcast") {
   process.exit(2);
 }
 
+const certFile = flag("cert", "");
+const keyFile = flag("key", "");
+const deflate = Bun.argv.includes("--deflate");
+const tls = certFile && keyFile
+  ? { cert: await Bun.file(certFile).text(), key: await Bun.file(keyFile).text() }
+  : undefined;
+
 const server: BunServer = Bun.serve({
   hostname: "127.0.0.1",
   port,
+  tls,
   fetch(req, srv) {
     if (srv.upgrade(req)) return undefined;
     return new Response("websocket only", { status: 426 });
   },
   websocket: {
-    perMessageDeflate: false,
+    perMessageDeflate: deflate,
     idleTimeout: 0,
     maxPayloadLength: 16 * 1024 * 1024,
     open(ws) {
       if (mode === "broadcast") ws.subscribe("all");
     },
     message(ws, message) {
-      if (mode === "echo") ws.send(message);
-      else server.publish("all", message);
+      if (mode === "echo") ws.send(message, deflate);
+      else server.publish("all", message, deflate);
     },
   },
 });
 
-console.log(`bun_server listening on 127.0.0.1:${server.port}`);
+console.log(`bun_server listening on 127.0.0.1:${server.port}${tls ? " (tls)" : ""}`);

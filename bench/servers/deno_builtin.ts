@@ -1,8 +1,10 @@
 /**
  * Competitor server: Deno's built-in HTTP server + `Deno.upgradeWebSocket`.
  *
- * Usage: deno run --allow-net bench/servers/deno_builtin.ts --port P --mode echo|broadcast
- * Prints a line containing `listening` when ready.
+ * Usage: deno run --allow-net --allow-read bench/servers/deno_builtin.ts --port P
+ *          --mode echo|broadcast [--cert FILE --key FILE]
+ * Prints a line containing `listening` when ready. --cert/--key: TLS (`Deno.serve({ cert, key })`).
+ * Deno's WebSocket server does not negotiate permessage-deflate.
  */
 
 function flag(name: string, fallback: string): string {
@@ -29,9 +31,16 @@ function onMessage(socket: WebSocket, data: string | ArrayBuffer): void {
   }
 }
 
+const certFile = flag("cert", "");
+const keyFile = flag("key", "");
+const tls = certFile && keyFile
+  ? { cert: Deno.readTextFileSync(certFile), key: Deno.readTextFileSync(keyFile) }
+  : {};
+
 Deno.serve({
   hostname: "127.0.0.1",
   port,
+  ...tls,
   onListen: ({ hostname, port }) => console.log(`deno_builtin listening on ${hostname}:${port}`),
 }, (req) => {
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {

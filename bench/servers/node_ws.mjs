@@ -1,7 +1,9 @@
 // Competitor server: Node.js + the `ws` package (installed by bench/run.ts into bench/.deps).
 //
-// Usage: node bench/servers/node_ws.mjs --port P --mode echo|broadcast
-// Prints a line containing `listening` when ready.
+// Usage: node bench/servers/node_ws.mjs --port P --mode echo|broadcast [--deflate]
+// Prints a line containing `listening` when ready. --deflate: `perMessageDeflate` on with
+// threshold 0 (ws's default threshold, 1 KiB, would leave the benchmark's messages
+// uncompressed); ws compresses each send separately, broadcast included.
 //
 // `ws` is loaded with createRequire() rooted in bench/.deps so that this file needs no
 // node_modules next to it and Deno's module graph (deno check/lint) never sees a bare specifier.
@@ -23,7 +25,12 @@ if (mode !== "echo" && mode !== "broadcast") {
   process.exit(2);
 }
 
-const wss = new WebSocketServer({ host: "127.0.0.1", port, perMessageDeflate: false });
+const deflate = process.argv.includes("--deflate");
+const wss = new WebSocketServer({
+  host: "127.0.0.1",
+  port,
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
+});
 
 wss.on("connection", (ws) => {
   if (mode === "echo") {
