@@ -29,7 +29,7 @@ import type {
   ShutdownOptions,
   WorkerAccept,
   WorkerGroup,
-} from "./cluster.ts";
+} from "./contract.ts";
 import { ClusterError } from "./errors.ts";
 import { isOurs, type ToMain, type ToWorker } from "./messages.ts";
 import { type Reservation, reservePort } from "./reservation.ts";

@@ -22,7 +22,7 @@ import type {
   ClusterServer,
   ShutdownOptions,
   WorkerGroup,
-} from "./cluster.ts";
+} from "./contract.ts";
 import { isOurs, type ToMain, type ToWorker } from "./messages.ts";
 import type { WorkerName } from "./role.ts";
 import type { ClusterStats } from "./stats.ts";
