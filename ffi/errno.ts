@@ -24,7 +24,7 @@ let names: Map<number, ErrnoName> | null = null;
  * for values this package does not name.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { errnoName } from "./errno.ts";
  * console.log(errnoName(11)); // "EAGAIN" on Linux
  * ```
@@ -69,7 +69,7 @@ const DESCRIPTIONS: Partial<Record<ErrnoName, string>> = {
  * its number on this system and `syscall` the C function that failed.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { SyscallError } from "./errno.ts";
  * try {
  *   // ... listen(...) ...

@@ -100,7 +100,7 @@ let instance: Libc | null = null;
  * nonblocking symbols may still be running on worker threads when callers are done.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { libc } from "./libc.ts";
  * const { sym } = libc();
  * console.log(sym.close(-1)); // -1 (EBADF)

@@ -48,8 +48,10 @@ function failure(): number {
  * @returns bytes read (> 0), 0 at end of stream, {@link WOULD_BLOCK} or {@link IO_FAILED}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { recvInto, WOULD_BLOCK } from "./io.ts";
+ *
+ * declare const fd: number; // a connected non-blocking socket
  * const buf = new Uint8Array(65536);
  * const n = recvInto(fd, buf, 65536n);
  * if (n === WOULD_BLOCK) console.log("nothing yet");

@@ -37,7 +37,7 @@ export interface ResolvedAddress {
  * NUL) or `"EAI_<NAME>"` for the other `getaddrinfo` errors.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ResolveError, resolveHost } from "./resolve.ts";
  *
  * try {
@@ -175,7 +175,7 @@ const encoder = new TextEncoder();
  * Needs `--allow-ffi`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { resolveHost } from "./resolve.ts";
  *
  * console.log(await resolveHost("localhost"));

@@ -146,7 +146,7 @@ function resolveLiteral(hostname: string): { family: 4 | 6; bytes: Uint8Array; s
  * backlog drains and a level-triggered poller does not spin at 100% CPU on it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { listenTcp } from "./tcp.ts";
  * const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
  * console.log(listener.address.port);
@@ -293,7 +293,7 @@ function openSpare(lib: Libc): number {
  * @returns The listener; no descriptor is left open when it throws.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { listenTcp } from "./tcp.ts";
  * const listener = listenTcp({ hostname: "::1", port: 0, backlog: 1024 });
  * console.log(listener.address);
@@ -351,7 +351,7 @@ export interface PendingConnect {
  *   left open when it throws.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { connectTcp, finishConnect } from "./tcp.ts";
  * const { fd, inProgress } = connectTcp("127.0.0.1", 8080);
  * // when inProgress: wait until fd is writable, then:

@@ -49,16 +49,19 @@ export function clampTimeout(ms: number): number {
  * during a wait defers the release of the kernel objects until the wait has returned.
  *
  * @example A poller on a mechanism of your own
- * ```ts ignore
+ * ```ts
  * import { BasePoller } from "./base.ts";
- * class MyPoller extends BasePoller {
+ *
+ * // The mechanism's syscalls and layouts go in the abstract members (pollReady,
+ * // waitBlocking, decodeBlocking, signalWake, releaseKernel, addWatch, changeWatch,
+ * // dropWatch); the wait/wake/close orchestration and the registry come from the base.
+ * abstract class MyPoller extends BasePoller {
  *   readonly kind = "select" as const;
  *   constructor() {
  *     super("my_wait");
  *   }
- *   // ... pollReady, waitBlocking, decodeBlocking, signalWake, releaseKernel,
- *   // addWatch, changeWatch, dropWatch ...
  * }
+ * console.log(typeof MyPoller); // "function"
  * ```
  *
  * @internal

@@ -28,7 +28,7 @@ export function defaultPollerKind(os: string = Deno.build.os): PollerKind {
  * Linux, kqueue on macOS and FreeBSD, select elsewhere). Python's `DefaultSelector`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { createPoller } from "../mod.ts";
  * const poller = createPoller(); // EpollPoller on Linux
  * console.log(poller.kind);

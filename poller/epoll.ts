@@ -23,7 +23,7 @@ const WAKE_GENERATION = 0;
  * A poller on Linux epoll.
  *
  * @example Wait for a descriptor to become readable
- * ```ts ignore
+ * ```ts
  * import { EpollPoller, Events, Interest } from "../mod.ts";
  * const poller = new EpollPoller();
  * // poller.register(fd, 1, Interest.READABLE);

@@ -334,7 +334,7 @@ export function decodeKevents(
  * a wait is pending on a worker thread.
  *
  * @example Wait for a descriptor to become readable
- * ```ts ignore
+ * ```ts
  * import { Events, Interest, KqueuePoller } from "../mod.ts";
  * const poller = new KqueuePoller();
  * // poller.register(fd, 1, Interest.READABLE);

@@ -38,7 +38,7 @@ export type PollerKind = "epoll" | "kqueue" | "select";
  * instead of an object per event keep the hot loop free of allocations.
  *
  * @example Iterate the events of one wait
- * ```ts ignore
+ * ```ts
  * import { Events, createPoller, Ready } from "../mod.ts";
  * const poller = createPoller();
  * const events = new Events(256);
@@ -94,7 +94,7 @@ export class Events {
  * `"INVALID_ARGUMENT"`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { PollerError } from "../mod.ts";
  * try {
  *   // selectPoller.register(5000, 1, Interest.READABLE);

@@ -33,7 +33,7 @@ class SelectCall {
  * A poller on select(2).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Events, Interest, SelectPoller } from "../mod.ts";
  * const poller = new SelectPoller();
  * // poller.register(fd, 1, Interest.READABLE);

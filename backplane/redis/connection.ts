@@ -133,11 +133,13 @@ const enum State {
  * A self-healing connection to one Redis server.
  *
  * @example Queue a command and read its reply (with a loop that implements IoLoop)
- * ```ts ignore
+ * ```ts
  * import { RedisConnection } from "./connection.ts";
  * import { parseRedisUrl } from "./url.ts";
  * import { encodeCommand } from "../../protocol/resp/encoder.ts";
+ * import type { IoLoop } from "../../core/io_loop.ts";
  *
+ * declare const loop: IoLoop;
  * const conn = new RedisConnection(loop, {
  *   endpoint: parseRedisUrl("redis://127.0.0.1:6379"), name: "demo", tracked: true,
  *   retain: false, bufferLimit: 1 << 20, maxReplyBytes: 1 << 20, connectTimeout: 5000,

@@ -212,9 +212,12 @@ function idAfter(a: string, b: string): boolean {
  * factory with its loop), or directly with a loop of your own.
  *
  * @example Two nodes in one process (each would normally be its own server process)
- * ```ts ignore
+ * ```ts
  * import { RedisBackplane } from "./redis_backplane.ts";
+ * import type { IoLoop } from "../../core/io_loop.ts";
  *
+ * declare const loopA: IoLoop;
+ * declare const loopB: IoLoop;
  * const a = new RedisBackplane(loopA, { message() {} }, { url: "redis://127.0.0.1:6379" });
  * const b = new RedisBackplane(loopB, {
  *   message(topic, payload, binary, origin) {

@@ -42,8 +42,14 @@ const EARLY_LIMIT = 10_000;
  * Both backplanes as one (see the module).
  *
  * @example
- * ```ts ignore
- * const factory = composeBackplanes(slot, redisBackplane({ url }));
+ * ```ts
+ * import { composeBackplanes } from "./compose.ts";
+ * import type { WorkersSlot } from "./workers_backplane.ts";
+ * import { redisBackplane } from "../redis/redis_backplane.ts";
+ * import { serve } from "../../server/serve.ts";
+ *
+ * declare const slot: WorkersSlot;
+ * const factory = composeBackplanes(slot, redisBackplane({ url: "redis://127.0.0.1:6379" }));
  * serve({ backplane: factory });
  * ```
  */

@@ -23,8 +23,14 @@ const FIRST_BATCH = 64 * 1024;
  * One node's end of the postMessage transport.
  *
  * @example
- * ```ts ignore
- * const transport = new MessageTransport(host, topology, 1, true, ports);
+ * ```ts
+ * import { MessageTransport } from "./message_transport.ts";
+ * import { createTopology } from "./topology.ts";
+ * import type { TransportHost } from "./transport.ts";
+ *
+ * declare const host: TransportHost;
+ * declare const ports: readonly (MessagePort | null)[]; // one per node, from the main thread
+ * const transport = new MessageTransport(host, createTopology(3), 1, true, ports);
  * ```
  */
 export class MessageTransport implements Outlet {

@@ -35,7 +35,14 @@ const DRAIN_BUDGET = 512 * 1024;
  * (when it consumes), its doorbell on the loop.
  *
  * @example See the tests (tests/backplane/workers/): two nodes on two loops of one thread.
- * ```ts ignore
+ * ```ts
+ * import { RingTransport } from "./ring_transport.ts";
+ * import { createTopology } from "./topology.ts";
+ * import type { TransportHost } from "./transport.ts";
+ *
+ * declare const hostA: TransportHost;
+ * declare const hostB: TransportHost;
+ * const topology = createTopology(3);
  * const a = new RingTransport(hostA, topology, 1, true);
  * const b = new RingTransport(hostB, topology, 2, true);
  * ```

@@ -88,10 +88,13 @@ const utf8 = new TextEncoder();
  * keeps what is published, in order and bounded, and hands it over when it joins.
  *
  * @example Two nodes on two loops of one thread (in a server each is a worker)
- * ```ts ignore
+ * ```ts
  * import { createTopology } from "./topology.ts";
  * import { WorkersBackplane } from "./workers_backplane.ts";
+ * import type { IoLoop } from "../../core/io_loop.ts";
  *
+ * declare const loopA: IoLoop;
+ * declare const loopB: IoLoop;
  * const topology = createTopology(3);
  * const a = new WorkersBackplane(loopA, { message() {} });
  * const b = new WorkersBackplane(loopB, {

@@ -86,8 +86,10 @@ export interface ClusterServer<S> {
  * @typeParam S The server's counters.
  *
  * @example
- * ```ts ignore
- * const server = serve({ workers: 4, port: 8080, websocket: { ... } });
+ * ```ts
+ * import { serve } from "../serve.ts";
+ *
+ * const server = serve({ workers: 4, port: 8080, websocket: {} });
  * if (server.workers?.role === "main") {
  *   await server.workers.ready;
  *   const s = await server.workers.stats();

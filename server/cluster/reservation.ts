@@ -18,7 +18,7 @@ import { closeFd, localAddress, type NetAddr, setIntOption } from "../../net/tcp
  * A reserved port.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { reservePort } from "./reservation.ts";
  * const reservation = reservePort("127.0.0.1", 0, false);
  * console.log(reservation.address.port > 0); // true
