@@ -273,14 +273,21 @@ export class Server<T = unknown> {
     this.finished = this.#finished.promise;
     const handlers = options.websocket ?? options.handlers;
     const ownManager = options.manager === undefined;
-    // With `workers`: this thread's part in the group (the main thread, or worker i).
-    const cluster = joinCluster<ServerStats>(options);
+    let cluster: ClusterRole<ServerStats> | null;
+    try {
+      // With `workers`: this thread's part in the group (the main thread, or worker i).
+      cluster = joinCluster<ServerStats>(options);
+      this.manager = options.manager ?? new WebSocketManager<T>({
+        ...options,
+        handlers,
+        ...(cluster === null ? {} : { backplane: cluster.backplane }),
+      });
+    } catch (err) {
+      // Invalid options: the certificates read above are released too.
+      this.#tls?.close();
+      throw err;
+    }
     this.#cluster = cluster;
-    this.manager = options.manager ?? new WebSocketManager<T>({
-      ...options,
-      handlers,
-      ...(cluster === null ? {} : { backplane: cluster.backplane }),
-    });
     const loop = loopOf(this.manager);
     this.#loop = loop;
     this.#owner = {
