@@ -13,7 +13,7 @@
  * of the process (user + system: both TLS ends, the kernel's loopback TCP work for the
  * sends, the poller), wall time, and, from a separate run under `strace -c -f`, the I/O
  * system calls per message (read/write are OpenSSL's socket BIO, recvfrom/sendto are
- * ours). The memory-BIO variant measured against it is gone (TLS_NOTES.md has its figures). Each case runs in its own process, the variants take turns; CPU is given as the
+ * ours). The memory-BIO variant measured against it is gone (docs/tls.md has its figures). Each case runs in its own process, the variants take turns; CPU is given as the
  * median over rounds and the minimum (the least disturbed run on a shared machine).
  *
  * One process per case: `--child VARIANT SIZE INFLIGHT COUNT PKI_DIR` runs one and prints

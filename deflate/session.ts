@@ -6,7 +6,7 @@
  * Memory per connection: with no context takeover in both directions (the `"shared"`
  * modes) a session holds no zlib state at all; otherwise a dedicated stream per direction
  * with context takeover, allocated by the first message that needs it. Measured in
- * DEFLATE_NOTES.md.
+ * docs/permessage-deflate.md.
  *
  * @module
  */

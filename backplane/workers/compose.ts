@@ -12,7 +12,7 @@
  *
  * So every client of every worker of every process gets each message once. The cost is a
  * Redis subscription per worker (the process receives a message once per worker that has
- * subscribers for it) instead of one per process; see WORKERS_NOTES.md.
+ * subscribers for it) instead of one per process; see docs/scale-out.md.
  *
  * @module
  */

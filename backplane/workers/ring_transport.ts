@@ -6,7 +6,7 @@
  * clears it before it reads, so nothing written after its read is missed, and a busy
  * consumer costs its producers one atomic load per turn and no system call. Waking an
  * idle worker costs microseconds of CPU; once per turn rather than once per record is what
- * keeps the cross-worker path within the single-worker cost (see WORKERS_NOTES.md).
+ * keeps the cross-worker path within the single-worker cost (see docs/scale-out.md).
  *
  * When the ring is full (a worker reads too slowly) records wait in order in a bounded
  * overflow queue, and the producer asks the consumers to ring it once they have read. A

@@ -14,7 +14,7 @@ import { WorkersBackplaneError } from "./errors.ts";
 import { InterestTable } from "./interest.ts";
 import { createRing } from "./ring.ts";
 
-/** How workers carry messages to each other (see WORKERS_NOTES.md for the measurements). */
+/** How workers carry messages to each other (see docs/scale-out.md for the measurements). */
 export type WorkersTransport = "ring" | "messages";
 
 /** Settings of the cross-worker backplane, chosen in the main thread. */

@@ -10,7 +10,7 @@
  *   response, and "a client MUST support" it). A broadcast is compressed once.
  * - `"dedicated"`: context takeover, one stream per connection with a bounded window:
  *   better ratios for chatty connections, memory per connection (measured in
- *   DEFLATE_NOTES.md).
+ *   docs/permessage-deflate.md).
  *
  * @module
  */

@@ -59,7 +59,7 @@ export interface NativeContextOptions {
 
 /**
  * Read-ahead buffer of a connection while it holds received records: 64 KiB, so that one
- * `read` takes several records. Measured (bench/tls_transport_bench.ts, TLS_NOTES.md): for
+ * `read` takes several records. Measured (bench/tls_transport_bench.ts, docs/tls.md): for
  * pipelined 16 KiB messages one read per message fewer and ~11% less CPU than OpenSSL's
  * one-record buffer, no difference for 32 B messages. `SSL_MODE_RELEASE_BUFFERS` frees it
  * whenever it is empty, so idle connections do not hold it.
