@@ -1,5 +1,5 @@
 /**
- * The WebSocket client: `connect()` opens a `ws://` connection on the same machinery as
+ * The WebSocket client: `connect()` opens a `ws://` or `wss://` connection on the same machinery as
  * the server (raw non-blocking sockets, the manager's poller, the manager's corked write
  * path) and resolves with an open {@link WebSocket} whose frames are masked.
  *
@@ -118,7 +118,7 @@ function parseTarget(input: string | URL): Target {
   if (url.protocol === "http:") url.protocol = "ws:";
   else if (url.protocol === "https:") url.protocol = "wss:";
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
-    throw new ConnectError("INVALID_URL", `expected a ws: URL, got ${url.protocol}`, {
+    throw new ConnectError("INVALID_URL", `expected a ws: or wss: URL, got ${url.protocol}`, {
       url: url.href,
     });
   }
@@ -133,8 +133,9 @@ function parseTarget(input: string | URL): Target {
 
 /**
  * TLS client contexts kept for reuse, by `ca` text or by options object: a context parses
- * its certificates once. Bounded; an evicted context is released (open sessions keep their
- * own reference to it).
+ * its certificates once. Bounded; an evicted context may still be in use by a connect in
+ * progress, so it is released only once unreachable (its sessions keep their own native
+ * reference to it anyway).
  */
 const contexts = new Map<string | TlsClientOptions, TlsClientContext>();
 
@@ -148,10 +149,7 @@ function clientContext<T>(options: ConnectOptions<T>): TlsClientContext {
   if (context === undefined) {
     context = new TlsClientContext({ ...tls, ca: ca ?? tls?.ca });
     if (key !== null) {
-      if (contexts.size >= 16) {
-        for (const old of contexts.values()) old.close();
-        contexts.clear();
-      }
+      if (contexts.size >= 16) contexts.clear();
       contexts.set(key, context);
     }
   }
@@ -171,13 +169,13 @@ function checkOptions<T>(options: ConnectOptions<T>): number {
 }
 
 /**
- * Opens a WebSocket connection to a `ws://` URL and resolves with the open connection.
+ * Opens a WebSocket connection to a `ws://` or `wss://` URL and resolves with the open connection.
  *
  * The host may be an IPv4 or IPv6 literal (`ws://[::1]:9001/`) or a name resolved by the
  * system resolver (addresses are tried in order until one accepts the TCP connection).
  * The TCP connection is non-blocking and polled by the manager; the upgrade request is
  * sent and the answer validated (status 101, `Sec-WebSocket-Accept`, a subprotocol among
- * those offered, no extension), then the descriptor becomes a managed client
+ * those offered, at most the permessage-deflate parameters offered), then the descriptor becomes a managed client
  * {@link WebSocket}: frames it sends are masked. `ws.protocol` is the chosen subprotocol
  * (or `""`), `ws.url` the URL.
  *
@@ -223,7 +221,7 @@ function checkOptions<T>(options: ConnectOptions<T>): number {
  * await server.shutdown();
  * ```
  *
- * @param url A `ws:` URL (`http:` is read as `ws:`).
+ * @param url A `ws:` or `wss:` URL (`http:` is read as `ws:`, `https:` as `wss:`).
  * @param options See {@link ConnectOptions}.
  * @returns The open connection.
  * @throws {ConnectError} (as a rejection) for every failure; see its codes. Invalid
@@ -332,7 +330,8 @@ export async function connect<T = unknown>(
       }
       current = hs;
       try {
-        return await hs.result.promise;
+        // The cancel promise too: a timeout or abort settles this whatever the attempt does.
+        return await Promise.race([hs.result.promise, cancel.promise]);
       } catch (err) {
         if (!hs.retryable || cancelled !== null) throw err;
         last = err as ConnectError;

@@ -23,7 +23,6 @@ import { Interest, Ready } from "../poller/poller.ts";
 import { validateUpgradeResponse } from "../protocol/handshake/client.ts";
 import { acceptResponse, type ClientNegotiation } from "../protocol/deflate/client.ts";
 import type { ResolvedClientOptions } from "../protocol/deflate/options.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/frame/parser.ts";
 import { threadContext } from "../deflate/contexts.ts";
 import { SessionInflater } from "../deflate/inflater.ts";
 import { DeflateSession } from "../deflate/session.ts";
@@ -307,44 +306,51 @@ export class Connecting<T> implements PollTarget {
     this.#phase = "done";
     const WsClass = attempt.webSocketClass ?? (WebSocket as new () => WebSocket<T>);
     let ws: WebSocket<T>;
+    let conn: Connection<WebSocket<T>>;
+    let session: DeflateSession | null = null;
     try {
       ws = new WsClass();
+      conn = new Connection(
+        this.fd,
+        this.#transport,
+        "client",
+        ws,
+        attempt.url,
+        this.#address.address,
+        attempt.port,
+      );
+      conn.protocol = protocol;
+      conn.headerText = response.text();
+      if (deflate !== null) {
+        const o = attempt.deflate!;
+        session = new DeflateSession(
+          "client",
+          deflate.params,
+          threadContext({
+            level: o.level,
+            memLevel: o.memLevel,
+            threshold: o.threshold,
+            maxMessageSize: attempt.maxMessageSize ?? attempt.lease.manager.maxMessageSize,
+          }),
+        );
+        conn.deflater = session;
+        conn.inflater = new SessionInflater(session);
+        conn.extensions = response.get("sec-websocket-extensions") ?? "";
+      }
+      if (attempt.data !== null) ws.data = attempt.data.value;
+      if (attempt.handlers !== undefined) setOwnHandlers(ws, attempt.handlers);
+      bindConnection(ws, conn);
     } catch (err) {
+      // A throwing webSocketClass or data setter, or zlib that cannot be loaded: this
+      // connect fails, nothing stays open.
+      session?.free();
       this.#transport.close(this.fd);
-      this.result.reject(this.#error("HANDSHAKE_FAILED", "webSocketClass threw", 101, err));
+      this.result.reject(
+        this.#error("HANDSHAKE_FAILED", "the connection could not be set up", 101, err),
+      );
       return;
     }
-    const conn = new Connection(
-      this.fd,
-      this.#transport,
-      "client",
-      ws,
-      attempt.url,
-      this.#address.address,
-      attempt.port,
-    );
-    conn.protocol = protocol;
-    conn.headerText = response.text();
-    if (deflate !== null) {
-      const o = attempt.deflate!;
-      const session = new DeflateSession(
-        "client",
-        deflate.params,
-        threadContext({
-          level: o.level,
-          memLevel: o.memLevel,
-          threshold: o.threshold,
-          maxMessageSize: attempt.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-        }),
-      );
-      conn.deflater = session;
-      conn.inflater = new SessionInflater(session);
-      conn.extensions = response.get("sec-websocket-extensions") ?? "";
-    }
-    if (attempt.data !== null) ws.data = attempt.data.value;
-    if (attempt.handlers !== undefined) setOwnHandlers(ws, attempt.handlers);
     if (attempt.sharedManager) conn.onFinished(() => attempt.lease.release());
-    bindConnection(ws, conn);
     conn.holdReads();
     if (leftover !== null) conn.keepPending(leftover, 0, leftover.length);
     try {

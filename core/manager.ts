@@ -76,7 +76,7 @@ export interface ManagerOptions<T = unknown> {
   /**
    * `"close"` (default): close the slow consumer with 1008, or terminate it when it cannot
    * even take the close frame. `"drop"`: keep the connection, drop the message, count it
-   * in `ws.droppedMessages` and return false from `send()`. `"buffer"`: no limit.
+   * in `ws.droppedMessages`; `send()` returns `SendStatus.DROPPED` (0). `"buffer"`: no limit.
    */
   backpressurePolicy?: BackpressurePolicy;
   /**
@@ -291,6 +291,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     return this.#backplane;
   }
 
+  /** Largest message accepted from a peer (bytes; see {@link ManagerOptions.maxMessageSize}). */
+  get maxMessageSize(): number {
+    return this.#maxMessageSize;
+  }
+
   /** Number of connections (open or closing). */
   get size(): number {
     return this.#conns.length;
@@ -447,15 +452,19 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
 
   // ------------------------------------------------------------------ lifecycle
 
-  /** Starts the loop as a task on the event loop; resolves nothing (see {@link WebSocketManager.join}). */
+  /**
+   * Starts the loop as a task on the event loop; resolves nothing (see
+   * {@link WebSocketManager.join}). Creates the backplane first: when that throws, the
+   * manager stays not started (`join()` then releases it).
+   */
   start(): void {
     if (this.#running) return;
     if (this.#stopping) {
       throw new ManagerError("MANAGER_STOPPED", "a stopped manager cannot restart");
     }
-    this.#running = true;
     const factory = this.#backplaneFactory;
     if (factory !== null) {
+      // May throw (invalid backplane options): the manager is then left not started.
       const backplane = factory(this.#host, {
         message: (topic, payload, binary) => this.#deliverFromElsewhere(topic, payload, binary),
         gap: (gap) => this.#backplaneEvent(() => this.#onGap?.(gap)),
@@ -464,6 +473,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       this.#backplane = backplane;
       for (const topic of this.#topics.names()) backplane.subscribe(topic);
     }
+    this.#running = true;
     const loop = this.#run();
     // A failing loop (a poller error) must not become an unhandled rejection that ends the
     // process: say it once here; join() still rejects with it.

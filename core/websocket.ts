@@ -124,13 +124,13 @@ export interface WebSocketHost<T = unknown> {
   /** Sends a message to every open connection (except `options.except`), encoded once. */
   broadcast(
     data: string | ArrayBufferView | ArrayBuffer,
-    options?: { binary?: boolean; except?: WebSocket<T> | null },
+    options?: { binary?: boolean; except?: WebSocket<T> | null; compress?: boolean },
   ): number;
   /** Sends a message to every subscriber of `topic` (except `options.except`). */
   publish(
     topic: string,
     data: string | ArrayBufferView | ArrayBuffer,
-    options?: { binary?: boolean; except?: WebSocket<T> | null },
+    options?: { binary?: boolean; except?: WebSocket<T> | null; compress?: boolean },
   ): number;
   /** Number of subscribers of `topic`. */
   subscriberCount(topic: string): number;
@@ -481,18 +481,26 @@ export class WebSocket<T = unknown> extends EventTarget {
   /**
    * Publishes to every subscriber of `topic`, except this connection unless the manager's
    * `publishToSelf` is set; with a backplane also to subscribers elsewhere.
+   *
+   * @param options `true`/`false` is short for `{ binary }` (see {@link SendOptions}).
    * @returns how many connections of this manager it was queued for.
    */
-  publish(topic: string, data: Message | ArrayBufferView, binary?: boolean): number {
+  publish(
+    topic: string,
+    data: Message | ArrayBufferView,
+    options?: boolean | SendOptions,
+  ): number {
     const conn = this.#conn;
     const host = conn?.host ?? null;
     if (host === null) return 0;
+    const binary = typeof options === "boolean" ? options : options?.binary;
+    const compress = typeof options === "object" ? options.compress !== false : true;
     if (typeof data === "string") {
       return binary === true
-        ? host.publish(topic, utf8.encode(data), true, conn, true)
-        : host.publish(topic, data, false, conn, true);
+        ? host.publish(topic, utf8.encode(data), true, conn, compress)
+        : host.publish(topic, data, false, conn, compress);
     }
-    return host.publish(topic, toBytes(data), binary !== false, conn, true);
+    return host.publish(topic, toBytes(data), binary !== false, conn, compress);
   }
 
   // ---------------------------------------------------------------- ws4py lifecycle

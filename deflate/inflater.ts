@@ -39,8 +39,13 @@ const INVALID_PAYLOAD = 1007;
  * ```
  */
 export class SessionInflater implements MessageInflater {
-  /** Not tracked: the session bounds each message by its own limit. */
-  readonly size = 0;
+  /**
+   * Bytes inflated so far for the message in progress: what the parser holds against the
+   * manager's budget of bytes in incomplete messages.
+   */
+  get size(): number {
+    return this.#session.inflatedSoFar;
+  }
   /** 1009 (too big), 1007 (invalid data) or 0. */
   error = 0;
   readonly #session: DeflateSession;

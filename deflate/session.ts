@@ -180,6 +180,12 @@ export class DeflateSession {
     return this.#last?.outputLength ?? 0;
   }
 
+  /** Bytes inflated so far for the compressed message in progress (0 between messages). */
+  get inflatedSoFar(): number {
+    const d = this.#borrowed ?? this.#decompressor;
+    return d !== null && d.inMessage ? d.bytesInflated : 0;
+  }
+
   /** Whether a compressed message is partly received. */
   get inMessage(): boolean {
     return this.#borrowed !== null || (this.#decompressor?.inMessage ?? false);

@@ -19,7 +19,6 @@ import { recvInto, sendFrom } from "../net/io.ts";
 import { closeFd, listenTcp, type NetAddr, shutdownFd } from "../net/tcp.ts";
 import { Interest } from "../poller/poller.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "../protocol/http/head.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/frame/parser.ts";
 import {
   type DeflateServerOptions,
   type ResolvedServerOptions,
@@ -232,7 +231,6 @@ export class Server<T = unknown> {
   readonly #metricsPath: string | null;
   readonly #tls: TlsServerContext | null;
   readonly #deflate: ResolvedServerOptions | null;
-  readonly #maxMessageSize: number;
   readonly #wsClass: new () => WebSocket<T>;
   readonly #listener: ListenerTarget | null;
   readonly #cluster: ClusterRole<ServerStats> | null;
@@ -256,7 +254,6 @@ export class Server<T = unknown> {
     this.#deflate = deflate === false
       ? null
       : resolveServerOptions(deflate === true ? {} : deflate);
-    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     // Certificates are read now: a bad one fails serve(), not the first client.
     this.#tls = tlsContext(options);
     this.#maxBody = options.maxBodySize ?? 1024 * 1024;
@@ -343,10 +340,23 @@ export class Server<T = unknown> {
       this.#tls?.close();
       throw err;
     }
+    if (!ownManager && handlers !== undefined) this.manager.handlers = handlers;
+    try {
+      this.manager.start();
+    } catch (err) {
+      // The backplane refused its options: release the listener, the group's port, the
+      // poller and the certificates.
+      if (target !== null) {
+        loop.removeTarget(target);
+        target.close();
+      }
+      cluster?.abandon();
+      if (ownManager) void this.manager.join();
+      this.#tls?.close();
+      throw err;
+    }
     this.#listener = target;
     this.address = address;
-    if (!ownManager && handlers !== undefined) this.manager.handlers = handlers;
-    this.manager.start();
     const signals = options.signals;
     if (signals && (cluster === null || cluster.signals)) {
       const cleanup = typeof signals === "function" ? signals : null;
@@ -397,6 +407,7 @@ export class Server<T = unknown> {
         backplane: this.manager.backplane?.stats ?? null,
       }),
       reportError: (error) => loop.reportError(error),
+      reloadTls: (o) => this.#tls?.reload(o),
       onListen: options.onListen,
     });
   }
@@ -429,14 +440,17 @@ export class Server<T = unknown> {
 
   /**
    * Replaces the certificate and key (and SNI certificates) without a restart: new
-   * connections get the new ones, open ones keep theirs.
+   * connections get the new ones, open ones keep theirs. With `workers`, call it in the
+   * main thread: every worker reloads (workers started later too).
    *
    * @throws {TlsError} when the new ones cannot be read or do not match (the old ones
    * stay); `NOT_TLS` when the server does not serve TLS.
    */
   reloadTls(options: TlsReloadOptions = {}): void {
     if (this.#tls === null) throw new TlsError("NOT_TLS", "this server does not serve TLS");
+    // Here first: certificates that cannot be used throw before any worker is told.
     this.#tls.reload(options);
+    this.#cluster?.reloadTls(options);
   }
 
   /**
@@ -832,7 +846,7 @@ export class Server<T = unknown> {
             level: o.level,
             memLevel: o.memLevel,
             threshold: o.threshold,
-            maxMessageSize: this.#maxMessageSize,
+            maxMessageSize: this.manager.maxMessageSize,
           }),
         );
         wsConn.deflater = session;

@@ -1022,7 +1022,11 @@ export class FrameParser {
         return;
       }
       if (this.#messageOpcode === OPCODE_TEXT) {
-        const text = out.length > MAX_TEXT_BYTES ? null : decodeUtf8(out, 0, out.length);
+        if (out.length > MAX_TEXT_BYTES) {
+          this.#fail(handler, MESSAGE_TOO_BIG, `text message of ${out.length} bytes once inflated`);
+          return;
+        }
+        const text = decodeUtf8(out, 0, out.length);
         if (text === null) {
           this.#fail(handler, INVALID_PAYLOAD, "text message is not valid UTF-8");
           return;

@@ -9,6 +9,7 @@ import type { BackplaneFactory } from "../../core/backplane.ts";
 import type { WebSocketManager } from "../../core/manager.ts";
 import type { WorkersBackplaneOptions } from "../../backplane/workers/topology.ts";
 import type { NetAddr } from "../../net/tcp.ts";
+import type { TlsReloadOptions } from "../../transport/tls/server_context.ts";
 import type { ClusterStats, NodeStats } from "./stats.ts";
 
 /**
@@ -76,6 +77,8 @@ export interface ClusterServer<S> {
   snapshot(): NodeStats<S>;
   /** Reports an error to the application (the manager's error handler). */
   reportError(error: unknown): void;
+  /** Replaces this thread's TLS certificates (a worker, told by the main thread). */
+  reloadTls(options: TlsReloadOptions): void;
   /** Called once every worker listens (main thread only). */
   onListen?: (address: NetAddr) => void;
 }
@@ -137,6 +140,16 @@ export interface ClusterRole<S> {
    * @throws {SyscallError} when the port cannot be bound (nothing is left open).
    */
   listen(): NetAddr;
+  /**
+   * The server could not start after `listen()` (its manager refused its options):
+   * release what `listen()` took. Nothing else is called afterwards.
+   */
+  abandon(): void;
+  /**
+   * Main thread: every worker replaces its TLS certificates, now and after a restart.
+   * A worker: nothing (its server reloads its own).
+   */
+  reloadTls(options: TlsReloadOptions): void;
   /** Whether this thread's server handles SIGINT/SIGTERM (the main thread only). */
   readonly signals: boolean;
   /** Starts (spawns the workers, or joins the group), once the server's manager runs. */

@@ -7,6 +7,7 @@
  */
 
 import type { WorkersTopology } from "../../backplane/workers/topology.ts";
+import type { TlsReloadOptions } from "../../transport/tls/server_context.ts";
 import type { NodeStats } from "./stats.ts";
 
 /** Main thread to worker. */
@@ -32,7 +33,12 @@ export type ToWorker =
     port: number;
   }
   | { fdws: "stats"; id: number }
-  | { fdws: "shutdown"; code: number; reason: string; timeout: number };
+  | { fdws: "shutdown"; code: number; reason: string; timeout: number }
+  | {
+    /** New TLS certificates (`server.reloadTls()` in the main thread). */
+    fdws: "reloadTls";
+    options: TlsReloadOptions;
+  };
 
 /** Worker to main thread. */
 export type ToMain =

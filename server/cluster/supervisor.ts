@@ -31,6 +31,7 @@ import type {
   WorkerGroup,
 } from "./contract.ts";
 import { ClusterError } from "./errors.ts";
+import type { TlsReloadOptions } from "../../transport/tls/server_context.ts";
 import { isOurs, type ToMain, type ToWorker } from "./messages.ts";
 import { type Reservation, reservePort } from "./reservation.ts";
 import { workerName } from "./role.ts";
@@ -93,6 +94,8 @@ export class Supervisor<S> implements ClusterRole<S> {
   /** Tells the module whether this group holds the program's one place. */
   readonly #running: (running: boolean) => void;
   #reservation: Reservation | null = null;
+  /** The TLS reloads so far, merged: what a worker started later must apply. */
+  #tlsReload: TlsReloadOptions | null = null;
   /** `workerAccept: "main"`: the listening socket, then its poll target once started. */
   #pendingListener: TcpListener | null = null;
   #listener: ListenerTarget | null = null;
@@ -333,6 +336,9 @@ export class Supervisor<S> implements ClusterRole<S> {
         if (this.#stopping) return;
         slot.state = "running";
         slot.everReady = true;
+        if (this.#tlsReload !== null) {
+          this.#post(slot, { fdws: "reloadTls", options: this.#tlsReload });
+        }
         if (!this.#allReady && this.#slots.every((s) => s.state === "running")) this.#onAllReady();
         return;
       case "failed":
@@ -511,6 +517,21 @@ export class Supervisor<S> implements ClusterRole<S> {
 
   stopAccepting(options: ShutdownOptions): Promise<void> {
     return this.#drain(options);
+  }
+
+  reloadTls(options: TlsReloadOptions): void {
+    // Kept for workers started later (restarts): they begin with the original options.
+    this.#tlsReload = { ...this.#tlsReload, ...options };
+    for (const slot of this.#slots) {
+      if (slot.state === "running") this.#post(slot, { fdws: "reloadTls", options });
+    }
+  }
+
+  abandon(): void {
+    // No worker was started yet: only what listen() took is held.
+    this.#ready.promise.catch(() => {});
+    this.#ready.reject(new ClusterError("WORKER_START_FAILED", "the server did not start"));
+    this.#release();
   }
 
   /** Stops accepting, asks every worker to close its connections and exit, waits. */

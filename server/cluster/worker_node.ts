@@ -25,6 +25,7 @@ import type {
 } from "./contract.ts";
 import { isOurs, type ToMain, type ToWorker } from "./messages.ts";
 import type { WorkerName } from "./role.ts";
+import type { TlsReloadOptions } from "../../transport/tls/server_context.ts";
 import type { ClusterStats } from "./stats.ts";
 
 /** The worker global scope, as far as this module uses it. */
@@ -109,6 +110,14 @@ export class WorkerNode<S> implements ClusterRole<S> {
     return this.address;
   }
 
+  abandon(): void {
+    // listen() takes nothing in a worker.
+  }
+
+  reloadTls(_options: TlsReloadOptions): void {
+    // A worker's server reloads its own context.
+  }
+
   start(server: ClusterServer<S>): void {
     this.#server = server;
     const scope = this.#scope;
@@ -164,6 +173,13 @@ export class WorkerNode<S> implements ClusterRole<S> {
         return;
       case "stats":
         this.#send({ fdws: "stats", id: message.id, stats: server.snapshot() });
+        return;
+      case "reloadTls":
+        try {
+          server.reloadTls(message.options);
+        } catch (err) {
+          server.reportError(err);
+        }
         return;
       case "shutdown":
         void server.shutdown({

@@ -232,3 +232,27 @@ Deno.test("redis: shutdown closes the Redis connections", async () => {
     await redis.stop();
   }
 });
+
+Deno.test("a backplane that refuses its options fails serve() and leaves nothing open", async () => {
+  const before = openFds();
+  for (let i = 0; i < 3; i++) {
+    assert.throws(() =>
+      serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        backplane: redisBackplane({ url: "redis://127.0.0.1:1", bufferLimit: 1 }),
+      })
+    );
+  }
+  // With workers: the group's reserved port and shared structures are released too (no
+  // worker is started), and a later serve({ workers }) may run.
+  assert.throws(() =>
+    serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      workers: 2,
+      backplane: redisBackplane({ url: "redis://127.0.0.1:1", bufferLimit: 1 }),
+    })
+  );
+  await assertNoFdLeak(before);
+});

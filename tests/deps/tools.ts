@@ -200,3 +200,11 @@ export function requireTool(tool: Tool): Promise<string> {
   }
   return path;
 }
+
+/**
+ * The openssl executable for code that must run it synchronously (making certificates):
+ * the one tests/prepare.ts found (FDWS_OPENSSL), else `openssl` from PATH.
+ */
+export function opensslCommand(): string {
+  return Deno.env.get(OPENSSL.env) ?? "openssl";
+}

@@ -168,6 +168,49 @@ serverTest(
   },
 );
 
+serverTest("compress: false sends a message plain on a deflate connection", async (poller) => {
+  await withServer({
+    poller,
+    perMessageDeflate: true,
+    websocket: {
+      open: (ws) => ws.subscribe("t"),
+      message: (ws, data) => {
+        const at = (data as string).indexOf(":");
+        const how = (data as string).slice(0, at);
+        const text = (data as string).slice(at + 1);
+        const payload = text.repeat(20);
+        if (how === "send") void ws.send(payload, { compress: false });
+        else if (how === "publish") ws.publish("t", payload, { compress: false });
+        else if (how === "broadcast") ws.manager?.broadcast(payload, { compress: false });
+        else void ws.send(payload);
+      },
+    },
+  }, async (s) => {
+    const url = `ws://127.0.0.1:${s.port}/`;
+    const sender = await connect(url, { perMessageDeflate: true });
+    const peer = await connect(url, { perMessageDeflate: true });
+    await waitFor(() => s.manager.subscriberCount("t") === 2, 5_000, "subscribed");
+    const got: string[] = [];
+    sender.onmessage = peer.onmessage = (ev) => got.push(ev.data as string);
+    // What goes out for each way of sending; the payload compresses to a few percent.
+    const out = async (how: string, receivers: number): Promise<number> => {
+      const before = s.manager.stats.bytesOut;
+      const n = got.length;
+      sender.send(`${how}:${CHAT}`);
+      await waitFor(() => got.length === n + receivers, 5_000, how);
+      assert.equal(got.at(-1), CHAT.repeat(20));
+      return (s.manager.stats.bytesOut - before) / receivers;
+    };
+    const plain = CHAT.length * 20;
+    assert.ok(await out("zip", 1) < plain / 5, "compressed by default");
+    assert.ok(await out("send", 1) >= plain, "send");
+    assert.ok(await out("publish", 1) >= plain, "publish (not to the sender)");
+    assert.ok(await out("broadcast", 2) >= plain, "broadcast");
+    sender.close();
+    peer.close();
+  });
+});
+
 serverTest("the frame path: RSV1 rules, fragments, invalid data and a bomb", async (poller) => {
   const got: string[] = [];
   await withServer({

@@ -34,6 +34,9 @@ import {
 } from "../fixtures/harness.ts";
 import { Client } from "../fixtures/manager/helpers.ts";
 import { RedisServer } from "../fixtures/redis.ts";
+import { makeTestPki } from "../fixtures/tls.ts";
+import { connect } from "../../client/connect.ts";
+import { ConnectError } from "../../client/errors.ts";
 import { type AppConfig, appOptions } from "../fixtures/server/workers_app.ts";
 
 const APP = new URL("../fixtures/server/workers_app.ts", import.meta.url);
@@ -397,3 +400,55 @@ Deno.test("workers + Redis: two processes of 2 workers each; every client gets e
   }
   await assertNoFdLeak(before);
 });
+
+Deno.test("workers: wss://, and reloadTls() in the main thread reaches every worker", async () => {
+  await warmUp();
+  const pki = makeTestPki();
+  const { server } = await startApp({ workers: 2, tls: { cert: pki.cert, key: pki.key } });
+  try {
+    const url = `wss://localhost:${server.port}/`;
+    const opened = async (): Promise<boolean> => {
+      try {
+        const ws = await connect(url, { ca: pki.ca, timeout: 5_000 });
+        ws.terminate();
+        return true;
+      } catch (err) {
+        assert.ok(err instanceof ConnectError && err.code === "HANDSHAKE_FAILED", String(err));
+        return false;
+      }
+    };
+    for (let i = 0; i < 6; i++) assert.equal(await opened(), true);
+    // A certificate for wrong.test: every worker serves it, so no connection to localhost
+    // verifies any more, whichever worker takes it.
+    server.reloadTls({ cert: pki.wrongHostCert, key: pki.wrongHostKey });
+    await waitForAsync(
+      async () => {
+        for (let i = 0; i < 6; i++) if (await opened()) return false;
+        return true;
+      },
+      10_000,
+      "every worker reloaded",
+    );
+    server.reloadTls({ cert: pki.cert, key: pki.key });
+    await waitForAsync(
+      async () => {
+        for (let i = 0; i < 6; i++) if (!await opened()) return false;
+        return true;
+      },
+      10_000,
+      "every worker reloaded back",
+    );
+  } finally {
+    await server.shutdown();
+    pki.remove();
+  }
+});
+
+/** Polls an async condition until it holds or `ms` passed. */
+async function waitForAsync(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!await cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await delay(50);
+  }
+}

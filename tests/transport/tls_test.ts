@@ -39,6 +39,7 @@ import {
   waitFor,
 } from "../fixtures/harness.ts";
 import { makeTestPki, type TestPki } from "../fixtures/tls.ts";
+import { opensslCommand } from "../deps/tools.ts";
 import { Driver, Peer, tcpPair } from "../fixtures/tls_pair.ts";
 
 const enc = new TextEncoder();
@@ -681,7 +682,7 @@ async function sClientEcho(
   });
   // Start the client once the listener is there.
   await delay(50);
-  child = new Child("openssl", args, { stdin: "piped" });
+  child = new Child(opensslCommand(), args, { stdin: "piped" });
   const w = child.process.stdin.getWriter();
   await w.write(enc.encode("ping\n"));
   w.releaseLock();
@@ -708,7 +709,7 @@ async function sClientRefused(
     assert.match(p.transport.lastErrorMessage, /unsupported protocol|version/i);
   });
   await delay(50);
-  const child = new Child("openssl", [
+  const child = new Child(opensslCommand(), [
     "s_client",
     "-connect",
     `127.0.0.1:${port}`,
@@ -733,7 +734,7 @@ async function againstSServer(
   pki: TestPki,
 ): Promise<void> {
   const port = freePort();
-  const child = new Child("openssl", [
+  const child = new Child(opensslCommand(), [
     "s_server",
     "-accept",
     `127.0.0.1:${port}`,

@@ -121,6 +121,9 @@ export class TlsClientContext implements TlsContext {
       throw err;
     }
     this.#current = new ClientGeneration(ctx);
+    // A context dropped without close() (e.g. evicted from a cache while a connect still
+    // used it) gives its native reference back once unreachable.
+    unreachable.register(this, ctx, this);
   }
 
   /** The generation new sessions are created from. */
@@ -133,9 +136,16 @@ export class TlsClientContext implements TlsContext {
   close(): void {
     const gen = this.#current;
     this.#current = null;
-    if (gen !== null) openSsl().ssl.SSL_CTX_free(gen.ctx);
+    if (gen === null) return;
+    unreachable.unregister(this);
+    openSsl().ssl.SSL_CTX_free(gen.ctx);
   }
 }
+
+/** Frees the native context of a TlsClientContext collected without close(). */
+const unreachable = new FinalizationRegistry<Deno.PointerObject>((ctx) => {
+  openSsl().ssl.SSL_CTX_free(ctx);
+});
 
 let shared: TlsClientContext | null = null;
 

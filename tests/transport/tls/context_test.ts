@@ -14,6 +14,7 @@ import { isPemText } from "../../../transport/tls/pem.ts";
 import { TlsServerContext } from "../../../transport/tls/server_context.ts";
 import { ServerGeneration, serverNameMatches } from "../../../transport/tls/sni.ts";
 import { makeTestPki } from "../../fixtures/tls.ts";
+import { opensslCommand } from "../../deps/tools.ts";
 
 function rejects(fn: () => unknown, code: string, message?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -103,7 +104,7 @@ Deno.test("TLS contexts", async (t) => {
     });
 
     await t.step("an encrypted key needs its passphrase (and never prompts)", () => {
-      const out = new Deno.Command("openssl", {
+      const out = new Deno.Command(opensslCommand(), {
         args: [
           "pkey",
           "-in",
