@@ -74,9 +74,9 @@ export {
   serve,
   type ServeOptions,
   Server,
-  type ServerStats,
   type UpgradeOptions,
 } from "./server/serve.ts";
+export type { ServerStats } from "./server/server_stats.ts";
 export { connect, type ConnectOptions } from "./client/connect.ts";
 export { TlsError } from "./ffi/openssl.ts";
 export type {

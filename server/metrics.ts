@@ -1,12 +1,16 @@
 /**
  * A server's counters in the Prometheus text exposition format (version 0.0.4), for a
- * scraper to read from `GET /metrics` (see the `metricsPath` option of `serve()`).
+ * scraper to read from `GET /metrics` (see the `metricsPath` option of `serve()`): one
+ * server's, or a worker group's with a `worker` label on every series (sum them in the
+ * query; the text holds no totals, which a `sum()` would count twice).
  *
  * @module
  */
 
 import type { ManagerStats } from "../core/stats.ts";
 import { TICK_BUCKETS } from "../core/stats.ts";
+import type { ClusterStats, NodeStats } from "./cluster/stats.ts";
+import type { ServerStats } from "./server_stats.ts";
 
 /** What the metrics are made of. */
 export interface MetricsSource {
@@ -31,7 +35,7 @@ export interface MetricsSource {
 }
 
 /**
- * Renders `source` as Prometheus text.
+ * Renders one server's `source` as Prometheus text.
  *
  * @example
  * ```ts
@@ -53,94 +57,257 @@ export interface MetricsSource {
  * ```
  */
 export function prometheusText(source: MetricsSource): string {
-  const m = source.manager;
   const out: string[] = [];
-  const metric = (
-    name: string,
-    type: "counter" | "gauge",
-    help: string,
-    value: number | [string, number][],
-  ): void => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    if (typeof value === "number") out.push(`${name} ${value}`);
-    else for (const [labels, v] of value) out.push(`${name}{${labels}} ${v}`);
+  writeFamilies(out, [{ labels: "", source }]);
+  return out.join("\n") + "\n";
+}
+
+/**
+ * Renders a worker group's counters (`await server.workers.stats()`): every series with a
+ * `worker="<index>"` label, plus `fdws_workers`, `fdws_worker_up` (0 for a worker that is
+ * not running or did not answer) and `fdws_worker_restarts_total`.
+ *
+ * @example
+ * ```ts
+ * import type { ClusterStats } from "./cluster/stats.ts";
+ * import { groupPrometheusText } from "./metrics.ts";
+ * import type { ServerStats } from "./server_stats.ts";
+ *
+ * function scrape(stats: ClusterStats<ServerStats>): string {
+ *   return groupPrometheusText(stats); // fdws_connections{worker="0"} 12 ...
+ * }
+ * console.log(typeof scrape); // "function"
+ * ```
+ */
+export function groupPrometheusText(stats: ClusterStats<ServerStats>): string {
+  const out: string[] = [];
+  const answered = stats.workers.filter((w) => w.stats !== null);
+  writeFamilies(
+    out,
+    answered.map((w) => ({ labels: `worker="${w.index}"`, source: sourceOf(w.stats!) })),
+  );
+  family(out, "fdws_workers", "gauge", "Workers of the group.", [["", stats.workers.length]]);
+  family(
+    out,
+    "fdws_worker_up",
+    "gauge",
+    "1 for a worker that is running and answered, else 0.",
+    stats.workers.map((w) => [
+      `worker="${w.index}"`,
+      w.state === "running" && w.stats !== null ? 1 : 0,
+    ]),
+  );
+  family(
+    out,
+    "fdws_worker_restarts_total",
+    "counter",
+    "Times a worker was started again after a crash.",
+    stats.workers.map((w) => [`worker="${w.index}"`, w.restarts]),
+  );
+  return out.join("\n") + "\n";
+}
+
+function sourceOf(node: NodeStats<ServerStats>): MetricsSource {
+  const s = node.server;
+  return {
+    manager: node.manager,
+    connections: node.connections,
+    bufferedBytes: node.bufferedBytes,
+    accepted: s.accepted,
+    upgraded: s.upgraded,
+    pendingHandshakes: node.pendingHandshakes,
+    responses: s.responses,
+    droppedAtLimit: s.droppedAtLimit,
+    tlsHandshakeFailures: s.tlsHandshakeFailures,
   };
-  metric("fdws_connections", "gauge", "Open WebSocket connections.", source.connections);
-  metric("fdws_connections_opened_total", "counter", "WebSocket connections opened.", m.opened);
-  metric(
+}
+
+/** A source with the labels (`worker="1"`, or none) its series carry. */
+interface Labelled {
+  labels: string;
+  source: MetricsSource;
+}
+
+/** One metric family: its help and type once, then a sample per label set. */
+function family(
+  out: string[],
+  name: string,
+  type: "counter" | "gauge",
+  help: string,
+  samples: [string, number][],
+): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  for (const [labels, v] of samples) {
+    out.push(labels === "" ? `${name} ${v}` : `${name}{${labels}} ${v}`);
+  }
+}
+
+/** Joins two label lists. */
+function join(a: string, b: string): string {
+  return a === "" ? b : b === "" ? a : `${a},${b}`;
+}
+
+function writeFamilies(out: string[], nodes: Labelled[]): void {
+  const each = (get: (s: MetricsSource) => number): [string, number][] =>
+    nodes.map((n) => [n.labels, get(n.source)]);
+  const byKey = (
+    get: (s: MetricsSource) => Record<number | string, number>,
+    key: string,
+  ): [string, number][] =>
+    nodes.flatMap((n) =>
+      Object.entries(get(n.source)).map(([k, v]): [string, number] => [
+        join(n.labels, `${key}="${k}"`),
+        v,
+      ])
+    );
+  family(
+    out,
+    "fdws_connections",
+    "gauge",
+    "Open WebSocket connections.",
+    each((s) => s.connections),
+  );
+  family(
+    out,
+    "fdws_connections_opened_total",
+    "counter",
+    "WebSocket connections opened.",
+    each((s) => s.manager.opened),
+  );
+  family(
+    out,
     "fdws_connections_closed_total",
     "counter",
     "WebSocket connections closed, by close code (1006: without a close frame).",
-    Object.entries(m.closedByCode).map(([code, n]) => [`code="${code}"`, n]),
+    byKey((s) => s.manager.closedByCode, "code"),
   );
-  metric("fdws_messages_received_total", "counter", "Messages received.", m.messagesIn);
-  metric("fdws_messages_sent_total", "counter", "Messages queued for sending.", m.messagesOut);
-  metric("fdws_bytes_received_total", "counter", "Bytes received.", m.bytesIn);
-  metric("fdws_bytes_sent_total", "counter", "Bytes written.", m.bytesOut);
-  metric("fdws_buffered_bytes", "gauge", "Bytes queued and not yet written.", source.bufferedBytes);
-  metric(
+  family(
+    out,
+    "fdws_messages_received_total",
+    "counter",
+    "Messages received.",
+    each((s) => s.manager.messagesIn),
+  );
+  family(
+    out,
+    "fdws_messages_sent_total",
+    "counter",
+    "Messages queued for sending.",
+    each((s) => s.manager.messagesOut),
+  );
+  family(
+    out,
+    "fdws_bytes_received_total",
+    "counter",
+    "Bytes received.",
+    each((s) => s.manager.bytesIn),
+  );
+  family(
+    out,
+    "fdws_bytes_sent_total",
+    "counter",
+    "Bytes written.",
+    each((s) => s.manager.bytesOut),
+  );
+  family(
+    out,
+    "fdws_buffered_bytes",
+    "gauge",
+    "Bytes queued and not yet written.",
+    each((s) => s.bufferedBytes),
+  );
+  family(
+    out,
     "fdws_dropped_messages_total",
     "counter",
     "Messages dropped by the backpressure policy.",
-    m.droppedMessages,
+    each((s) => s.manager.droppedMessages),
   );
-  metric(
+  family(
+    out,
     "fdws_slow_consumers_total",
     "counter",
     "Connections closed for not reading fast enough.",
-    m.slowConsumers,
+    each((s) => s.manager.slowConsumers),
   );
-  metric("fdws_idle_timeouts_total", "counter", "Connections closed for silence.", m.idleTimeouts);
-  metric(
+  family(
+    out,
+    "fdws_idle_timeouts_total",
+    "counter",
+    "Connections closed for silence.",
+    each((s) => s.manager.idleTimeouts),
+  );
+  family(
+    out,
     "fdws_protocol_errors_total",
     "counter",
     "Connections failed for breaking the protocol.",
-    m.protocolErrors,
+    each((s) => s.manager.protocolErrors),
   );
-  metric(
+  family(
+    out,
     "fdws_callback_errors_total",
     "counter",
     "Application callbacks that threw.",
-    m.callbackErrors,
+    each((s) => s.manager.callbackErrors),
   );
-  metric("fdws_accepted_total", "counter", "TCP connections accepted.", source.accepted);
-  metric("fdws_upgraded_total", "counter", "Upgrades accepted (101).", source.upgraded);
-  metric(
+  family(
+    out,
+    "fdws_accepted_total",
+    "counter",
+    "TCP connections accepted.",
+    each((s) => s.accepted),
+  );
+  family(
+    out,
+    "fdws_upgraded_total",
+    "counter",
+    "Upgrades accepted (101).",
+    each((s) => s.upgraded),
+  );
+  family(
+    out,
     "fdws_handshakes_pending",
     "gauge",
     "Connections in their HTTP phase.",
-    source.pendingHandshakes,
+    each((s) => s.pendingHandshakes),
   );
-  metric(
+  family(
+    out,
     "fdws_http_responses_total",
     "counter",
     "HTTP answers other than 101, by status (failed handshakes among them).",
-    Object.entries(source.responses).map(([status, n]) => [`status="${status}"`, n]),
+    byKey((s) => s.responses, "status"),
   );
-  metric(
+  family(
+    out,
     "fdws_tls_handshake_failures_total",
     "counter",
     "Connections whose TLS handshake failed.",
-    source.tlsHandshakeFailures,
+    each((s) => s.tlsHandshakeFailures),
   );
-  metric(
+  family(
+    out,
     "fdws_dropped_at_limit_total",
     "counter",
     "Connections closed at accept because the process had no descriptor left.",
-    source.droppedAtLimit,
+    each((s) => s.droppedAtLimit),
   );
-  const t = m.ticks;
   out.push(
     "# HELP fdws_loop_tick_seconds Duration of the loop's ticks (read, dispatch, write).",
     "# TYPE fdws_loop_tick_seconds histogram",
   );
-  let cumulative = 0;
-  for (let i = 0; i < TICK_BUCKETS.length; i++) {
-    cumulative += t.counts[i];
-    out.push(`fdws_loop_tick_seconds_bucket{le="${TICK_BUCKETS[i]}"} ${cumulative}`);
+  for (const { labels, source } of nodes) {
+    const t = source.manager.ticks;
+    const at = (extra: string): string => `{${join(labels, extra)}}`;
+    let cumulative = 0;
+    for (let i = 0; i < TICK_BUCKETS.length; i++) {
+      cumulative += t.counts[i];
+      out.push(`fdws_loop_tick_seconds_bucket${at(`le="${TICK_BUCKETS[i]}"`)} ${cumulative}`);
+    }
+    out.push(`fdws_loop_tick_seconds_bucket${at('le="+Inf"')} ${t.count}`);
+    const suffix = labels === "" ? "" : `{${labels}}`;
+    out.push(`fdws_loop_tick_seconds_sum${suffix} ${t.sum}`);
+    out.push(`fdws_loop_tick_seconds_count${suffix} ${t.count}`);
   }
-  out.push(`fdws_loop_tick_seconds_bucket{le="+Inf"} ${t.count}`);
-  out.push(`fdws_loop_tick_seconds_sum ${t.sum}`);
-  out.push(`fdws_loop_tick_seconds_count ${t.count}`);
-  return out.join("\n") + "\n";
 }

@@ -53,7 +53,8 @@ import {
 import type { Transport } from "../transport/transport.ts";
 import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
 import { ListenerTarget } from "./listener.ts";
-import { prometheusText } from "./metrics.ts";
+import { groupPrometheusText, prometheusText } from "./metrics.ts";
+import type { ServerStats } from "./server_stats.ts";
 import {
   type ClusterOptions,
   type ClusterRole,
@@ -132,7 +133,10 @@ export interface ServeOptions<T = unknown> extends ManagerOptions<T>, ClusterOpt
     request: Request,
     server: Server<T>,
   ) => boolean | Response | UpgradeOptions<T> | Promise<boolean | Response | UpgradeOptions<T>>;
-  /** Answers `GET` on this path with the server's metrics in the Prometheus text format. */
+  /**
+   * Answers `GET` on this path with the server's metrics in the Prometheus text format;
+   * with `workers`, every worker's, each series labelled `worker="<index>"`.
+   */
   metricsPath?: string;
   /**
    * permessage-deflate (RFC 7692): `true` accepts every valid offer with the defaults
@@ -166,20 +170,6 @@ export interface UpgradeOptions<T> {
   protocol?: string;
   /** Extra headers of the 101 response. */
   headers?: HeadersInit;
-}
-
-/** Server counters (connection counters live in `server.manager.stats`). */
-export interface ServerStats {
-  /** TCP connections accepted. */
-  accepted: number;
-  /** WebSockets opened. */
-  upgraded: number;
-  /** HTTP answers other than 101, by status. */
-  responses: Record<number, number>;
-  /** Connections closed at accept because the process had no descriptor left. */
-  droppedAtLimit: number;
-  /** Connections whose TLS handshake failed (a plaintext client, an alert, garbage). */
-  tlsHandshakeFailures: number;
 }
 
 /** Pending upgrade state attached to the `Request` given to `fetch`. */
@@ -402,6 +392,7 @@ export class Server<T = unknown> {
       snapshot: () => ({
         connections: this.manager.size,
         pendingHandshakes: this.#pending.size,
+        bufferedBytes: this.manager.bufferedAmount,
         server: this.stats,
         manager: this.manager.stats,
         backplane: this.manager.backplane?.stats ?? null,
@@ -485,7 +476,10 @@ export class Server<T = unknown> {
     return this.manager.subscriberCount(topic);
   }
 
-  /** The server's counters in the Prometheus text format. */
+  /**
+   * This thread's counters in the Prometheus text format. With `workers`, `metricsPath`
+   * answers for the whole group instead (every series with a `worker` label).
+   */
   metrics(): string {
     const s = this.stats;
     return prometheusText({
@@ -660,7 +654,8 @@ export class Server<T = unknown> {
     if (this.#metricsPath !== null && req.method === "GET") {
       const path = req.target.split("?", 1)[0];
       if (path === this.#metricsPath) {
-        conn.respond(metricsResponse(this.metrics()), 200);
+        if (this.#cluster === null) conn.respond(metricsResponse(this.metrics()), 200);
+        else this.#respondGroupMetrics(conn, this.#cluster.group);
         return;
       }
     }
@@ -692,6 +687,29 @@ export class Server<T = unknown> {
       conn.awaitHandler();
       this.#runFetch(conn, req, null);
     }
+  }
+
+  /**
+   * A worker answers a scrape for the whole group: the scraper reaches whichever worker
+   * the kernel gives it the connection, and one worker's counters would jump from scrape
+   * to scrape. Without an answer from the main thread in time, 503 (the handshake timeout
+   * bounds the wait too).
+   */
+  #respondGroupMetrics(conn: HttpConnection, group: WorkerGroup<ServerStats>): void {
+    conn.awaitHandler();
+    group.stats().then(
+      (stats) => {
+        if (conn.phase === "handler") {
+          conn.respond(metricsResponse(groupPrometheusText(stats)), 200);
+        }
+      },
+      (err) => {
+        this.#loop.reportError(err);
+        if (conn.phase === "handler") {
+          conn.respond(buildErrorResponse(503, { body: "metrics unavailable" }), 503);
+        }
+      },
+    );
   }
 
   /** The subprotocol the server picks among `offered` (`selectProtocol`, else `protocols`). */

@@ -115,8 +115,10 @@ export interface WorkerGroup<S> {
   /** Workers restarted after a crash so far. */
   readonly restarts: number;
   /**
-   * Main thread: every worker's counters (asked by message, 1 s at most each) and their
-   * sums. Worker: its own only.
+   * Every worker's counters (asked by message, 1 s at most each) and their sums. In a
+   * worker, asked from the main thread; rejects with a `ClusterError`
+   * (`"STATS_UNAVAILABLE"`) when the worker is stopping or the main thread does not answer
+   * within 3 s.
    */
   stats(): Promise<ClusterStats<S>>;
 }

@@ -18,7 +18,9 @@ import { FdwsError } from "../../errors.ts";
  * - `"WORKER_START_TIMEOUT"`: a worker did not call `serve({ workers })` in time (its
  *   module must make the same call as the main thread);
  * - `"WORKER_CRASHED"`: an exception nobody caught ended a worker (it is restarted);
- * - `"WORKER_EXITED"`: a worker stopped on its own (it is restarted).
+ * - `"WORKER_EXITED"`: a worker stopped on its own (it is restarted);
+ * - `"STATS_UNAVAILABLE"`: a worker asked for the group's counters while stopping, or the
+ *   main thread did not answer in time.
  *
  * @example
  * ```ts

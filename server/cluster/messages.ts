@@ -8,7 +8,7 @@
 
 import type { WorkersTopology } from "../../backplane/workers/topology.ts";
 import type { TlsReloadOptions } from "../../transport/tls/server_context.ts";
-import type { NodeStats } from "./stats.ts";
+import type { ClusterStats, NodeStats } from "./stats.ts";
 
 /** Main thread to worker. */
 export type ToWorker =
@@ -33,6 +33,12 @@ export type ToWorker =
     port: number;
   }
   | { fdws: "stats"; id: number }
+  | {
+    /** The answer to a worker's "groupStats": every worker's counters. */
+    fdws: "groupStats";
+    id: number;
+    stats: ClusterStats<unknown>;
+  }
   | { fdws: "shutdown"; code: number; reason: string; timeout: number }
   | {
     /** New TLS certificates (`server.reloadTls()` in the main thread). */
@@ -46,6 +52,11 @@ export type ToMain =
   | { fdws: "ready" }
   | { fdws: "failed"; error: string }
   | { fdws: "stats"; id: number; stats: NodeStats<unknown> }
+  | {
+    /** A worker asks for the whole group's counters (its `server.workers.stats()`). */
+    fdws: "groupStats";
+    id: number;
+  }
   | { fdws: "crashed"; error: string }
   | { fdws: "exited" };
 

@@ -17,6 +17,8 @@ export interface NodeStats<S> {
   connections: number;
   /** Connections in their HTTP phase. */
   pendingHandshakes: number;
+  /** Bytes queued for its connections and not yet written. */
+  bufferedBytes: number;
   /** The server's counters. */
   server: S;
   /** The manager's counters. */

@@ -353,6 +353,14 @@ export class Supervisor<S> implements ClusterRole<S> {
       case "stats":
         this.#statsRequests.get(message.id)?.(slot.index, message.stats as NodeStats<S>);
         return;
+      case "groupStats": {
+        const id = message.id;
+        this.#stats().then(
+          (stats) => void this.#post(slot, { fdws: "groupStats", id, stats }),
+          (err) => this.#server?.reportError(err),
+        );
+        return;
+      }
       case "crashed":
         slot.crash = message.error;
         return;

@@ -2,8 +2,8 @@
  * A worker's side of a group: its server's manager gets the cross-worker backplane at
  * once; the worker says hello to the main thread, which answers with the shared
  * structures; then it joins the backplane and listens on the group's port (or takes the
- * connections the main thread hands it), and says it is ready. It answers stats requests,
- * drains when told to, and treats an exception nobody caught as a crash: its listener
+ * connections the main thread hands it), and says it is ready. It answers stats requests
+ * (and asks the main thread for the group's, for `/metrics`), drains when told to, and treats an exception nobody caught as a crash: its listener
  * closes at once, its connections close with 1011, and the main thread starts another.
  *
  * @module
@@ -27,6 +27,7 @@ import { isOurs, type ToMain, type ToWorker } from "./messages.ts";
 import type { WorkerName } from "./role.ts";
 import type { TlsReloadOptions } from "../../transport/tls/server_context.ts";
 import type { ClusterStats } from "./stats.ts";
+import { ClusterError } from "./errors.ts";
 
 /** The worker global scope, as far as this module uses it. */
 interface WorkerScope {
@@ -38,6 +39,12 @@ interface WorkerScope {
 
 /** How often a worker tells the main thread its load (connections), ms. */
 const LOAD_PERIOD_MS = 250;
+
+/**
+ * How long a worker waits for the group's counters: the main thread waits up to 1 s for
+ * each worker, so this leaves room for a busy main thread.
+ */
+const GROUP_STATS_TIMEOUT_MS = 3_000;
 
 /**
  * A worker's role (see the module).
@@ -62,6 +69,8 @@ export class WorkerNode<S> implements ClusterRole<S> {
   #stopping = false;
   #crashed = false;
   #ended = false;
+  #groupStatsId = 0;
+  readonly #groupStats = new Map<number, PromiseWithResolvers<ClusterStats<S>>>();
   readonly #onMessage = (event: Event): void => {
     const data = (event as MessageEvent).data;
     if (isOurs(data)) this.#handle(data as ToWorker);
@@ -101,7 +110,7 @@ export class WorkerNode<S> implements ClusterRole<S> {
       },
       ready: this.#ready.promise,
       restarts: 0,
-      stats: () => this.#ownStats(),
+      stats: () => this.#askGroupStats(),
     };
   }
 
@@ -173,6 +182,10 @@ export class WorkerNode<S> implements ClusterRole<S> {
         return;
       case "stats":
         this.#send({ fdws: "stats", id: message.id, stats: server.snapshot() });
+        return;
+      case "groupStats":
+        this.#groupStats.get(message.id)?.resolve(message.stats as ClusterStats<S>);
+        this.#groupStats.delete(message.id);
         return;
       case "reloadTls":
         try {
@@ -257,23 +270,39 @@ export class WorkerNode<S> implements ClusterRole<S> {
     listener?.close();
     const scope = this.#scope;
     scope.removeEventListener("message", this.#onMessage);
+    this.#dropGroupStats();
     this.#send({ fdws: "exited" });
     scope.close();
   }
 
-  async #ownStats(): Promise<ClusterStats<S>> {
-    const own = this.#server!.snapshot();
-    await Promise.resolve();
-    return {
-      workers: [{
-        index: this.#name.index,
-        state: this.#stopping ? "stopping" : "running",
-        restarts: 0,
-        stats: own,
-      }],
-      total: own,
-      main: { manager: own.manager, backplane: own.backplane },
-      restarts: 0,
-    };
+  /** The group's counters, from the main thread (which asks every worker). */
+  #askGroupStats(): Promise<ClusterStats<S>> {
+    if (this.#stopping || this.#ended || this.#count === 0) {
+      return Promise.reject(
+        new ClusterError("STATS_UNAVAILABLE", "this worker is not serving in a group"),
+      );
+    }
+    const id = ++this.#groupStatsId;
+    const request = Promise.withResolvers<ClusterStats<S>>();
+    this.#groupStats.set(id, request);
+    const timer = setTimeout(() => {
+      this.#groupStats.delete(id);
+      request.reject(
+        new ClusterError(
+          "STATS_UNAVAILABLE",
+          `the main thread did not send the group's counters within ${GROUP_STATS_TIMEOUT_MS} ms`,
+        ),
+      );
+    }, GROUP_STATS_TIMEOUT_MS);
+    this.#send({ fdws: "groupStats", id });
+    return request.promise.finally(() => clearTimeout(timer));
+  }
+
+  /** Fails the requests for the group's counters still waiting: the worker is ending. */
+  #dropGroupStats(): void {
+    for (const request of this.#groupStats.values()) {
+      request.reject(new ClusterError("STATS_UNAVAILABLE", "the worker stopped"));
+    }
+    this.#groupStats.clear();
   }
 }

@@ -144,6 +144,40 @@ for (const poller of POLLERS) {
   });
 }
 
+Deno.test("workers: metricsPath answers for the whole group, whichever worker the scrape reaches", async () => {
+  const { server, errors } = await startApp({ workers: 2, metricsPath: "/metrics" });
+  try {
+    const all = await clients(server.port, 6);
+    const perWorker = [0, 1].map((w) => all.filter((x) => x.worker === w).length);
+    const value = (text: string, series: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      assert.ok(line !== undefined, `${series} in\n${text}`);
+      return Number(line.slice(series.length + 1));
+    };
+    // The kernel spreads the scrapes over both workers; every answer covers both.
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      assert.equal(value(text, "fdws_workers"), 2);
+      for (const w of [0, 1]) {
+        assert.equal(value(text, `fdws_worker_up{worker="${w}"}`), 1);
+        assert.equal(value(text, `fdws_connections{worker="${w}"}`), perWorker[w]);
+        assert.equal(value(text, `fdws_upgraded_total{worker="${w}"}`), perWorker[w]);
+        assert.equal(value(text, `fdws_worker_restarts_total{worker="${w}"}`), 0);
+        assert.ok(value(text, `fdws_loop_tick_seconds_count{worker="${w}"}`) > 0);
+      }
+      // Each family is announced once, with the samples of both workers under it.
+      assert.equal(text.split("# TYPE fdws_connections gauge").length, 2);
+    }
+    for (const { c } of all) c.close();
+    assert.deepEqual(errors, []);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("workers: the main thread accepts and hands connections to the least loaded worker", async () => {
   await warmUp();
   const before = openFds();
