@@ -466,7 +466,7 @@ export class Server<T = unknown> {
   publish(
     topic: string,
     data: string | ArrayBufferView | ArrayBuffer,
-    options?: { binary?: boolean },
+    options?: { binary?: boolean; compress?: boolean },
   ): number {
     return this.manager.publish(topic, data, options);
   }

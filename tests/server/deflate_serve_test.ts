@@ -13,7 +13,7 @@ import { connect, type DeflateServerOptions, type Server, type WebSocket } from 
 import { liveStreams } from "../../deflate/z_stream.ts";
 import { PYTHON_WEBSOCKETS, requireTool } from "../deps/tools.ts";
 import { concat } from "../fixtures/bytes.ts";
-import { indexOfHeadEnd, rawFrame, runToEnd, waitFor, within } from "../fixtures/harness.ts";
+import { delay, indexOfHeadEnd, rawFrame, runToEnd, waitFor, within } from "../fixtures/harness.ts";
 import { NodeWebSocket, serverTest, withServer } from "../fixtures/manager/helpers.ts";
 
 const CHAT = JSON.stringify({
@@ -259,6 +259,36 @@ serverTest("the frame path: RSV1 rules, fragments, invalid data and a bomb", asy
       c.conn.close();
     }
     assert.equal(got.length, 2);
+  });
+});
+
+Deno.test("compressed messages in progress count against maxIncompleteMessageBytes", async () => {
+  const sizes: number[] = [];
+  await withServer({
+    perMessageDeflate: true,
+    maxMessageSize: 1 << 20,
+    maxIncompleteMessageBytes: 256 << 10,
+    websocket: { message: (_ws, data) => void sizes.push((data as Uint8Array).length) },
+  }, async (s) => {
+    // 200 KiB of zeros in a few hundred bytes: the first fragment inflates to nearly all of it.
+    const z = compressed(new Uint8Array(200 << 10));
+    const first = await rawDeflate(s.port);
+    const second = await rawDeflate(s.port);
+    await first.conn.write(
+      rawFrame({ opcode: 2, payload: z.subarray(0, z.length - 2), rsv: 4, fin: false }),
+    );
+    await delay(50);
+    // Together past 256 KiB: the second connection is told to try again later.
+    await second.conn.write(
+      rawFrame({ opcode: 2, payload: z.subarray(0, z.length - 2), rsv: 4, fin: false }),
+    );
+    assert.equal(closeCode(await second.read()), 1013);
+    second.conn.close();
+    // The first is unharmed and completes its message.
+    await first.conn.write(rawFrame({ opcode: 0, payload: z.subarray(z.length - 2) }));
+    await waitFor(() => sizes.length === 1, 5_000, "the first message");
+    assert.deepEqual(sizes, [200 << 10]);
+    first.conn.close();
   });
 });
 
