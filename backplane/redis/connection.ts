@@ -93,30 +93,38 @@ export interface ConnectionOwner {
   down(error: RedisBackplaneError): void;
 }
 
+/** What a {@link Socket} reports to the connection that made it. */
+interface SocketEvents {
+  ready(socket: Socket, ready: number): void;
+  timer(socket: Socket, now: number): void;
+  nextTimer(): number;
+  loopClosed(socket: Socket): void;
+}
+
 /** A socket of one connection attempt: the poller's target. */
 class Socket implements PollTarget {
   readonly fd: number;
-  readonly #conn: RedisConnection;
+  readonly #events: SocketEvents;
 
-  constructor(conn: RedisConnection, fd: number) {
-    this.#conn = conn;
+  constructor(events: SocketEvents, fd: number) {
+    this.#events = events;
     this.fd = fd;
   }
 
   onReady(ready: number): void {
-    this.#conn._onReady(this, ready);
+    this.#events.ready(this, ready);
   }
 
   onTimer(now: number): void {
-    this.#conn._onTimer(this, now);
+    this.#events.timer(this, now);
   }
 
   nextTimer(): number {
-    return this.#conn._nextTimer();
+    return this.#events.nextTimer();
   }
 
   close(): void {
-    this.#conn._onLoopClosed(this);
+    this.#events.loopClosed(this);
   }
 }
 
@@ -157,6 +165,12 @@ export class RedisConnection {
   readonly #loop: IoLoop;
   readonly #config: ConnectionConfig;
   readonly #owner: ConnectionOwner;
+  readonly #socketEvents: SocketEvents = {
+    ready: (socket, ready) => this.#onReady(socket, ready),
+    timer: (socket, now) => this.#onTimer(socket, now),
+    nextTimer: () => this.#nextTimer(),
+    loopClosed: (socket) => this.#onLoopClosed(socket),
+  };
   #state = State.IDLE;
   #socket: Socket | null = null;
   /** Bumped whenever the socket goes: a callback that outlives its socket stops. */
@@ -336,7 +350,7 @@ export class RedisConnection {
       );
       return;
     }
-    const socket = new Socket(this, fd);
+    const socket = new Socket(this.#socketEvents, fd);
     this.#socket = socket;
     this.#connectDeadline = this.#loop.now() + this.#config.connectTimeout;
     this.#interest = Interest.WRITABLE;
@@ -494,8 +508,7 @@ export class RedisConnection {
 
   // ------------------------------------------------------------------ poller callbacks
 
-  /** @ignore */
-  _onReady(socket: Socket, ready: number): void {
+  #onReady(socket: Socket, ready: number): void {
     if (socket !== this.#socket) return;
     const generation = this.#generation;
     if (this.#state === State.CONNECTING) {
@@ -507,8 +520,7 @@ export class RedisConnection {
     if (ready & (Ready.READABLE | Ready.HANGUP | Ready.ERROR)) this.#read();
   }
 
-  /** @ignore */
-  _nextTimer(): number {
+  #nextTimer(): number {
     if (this.#state === State.CONNECTING || this.#state === State.HANDSHAKE) {
       return this.#connectDeadline;
     }
@@ -518,8 +530,7 @@ export class RedisConnection {
     return this.#lastReadAt + healthInterval;
   }
 
-  /** @ignore */
-  _onTimer(socket: Socket, now: number): void {
+  #onTimer(socket: Socket, now: number): void {
     if (socket !== this.#socket) return;
     if (this.#state === State.CONNECTING || this.#state === State.HANDSHAKE) {
       if (now >= this.#connectDeadline) {
@@ -546,8 +557,8 @@ export class RedisConnection {
     }
   }
 
-  /** @ignore The loop shut down: it unregistered the socket already. */
-  _onLoopClosed(socket: Socket): void {
+  /** The loop shut down: it unregistered the socket already. */
+  #onLoopClosed(socket: Socket): void {
     if (socket !== this.#socket) return;
     this.#socket = null;
     closeFd(socket.fd);
