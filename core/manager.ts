@@ -554,6 +554,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       sendData: (conn, data, binary, compress) => this.#sendData(conn, data, binary, compress),
       sendControl: (conn, opcode, payload) => this.#sendControl(conn, opcode, payload),
       sendClose: (conn, code, reason) => this.#sendClose(conn, code, reason),
+      expediteClose: (conn) => this.#expediteClose(conn),
       closeIfFlushed: (conn) => this.#closeIfFlushed(conn),
       buffered: (conn) => bufferedBytes(conn),
       leave: (conn) => this.#leave(conn),
@@ -847,12 +848,21 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       ? encodeCloseFrame(undefined, undefined, conn.role === "client")
       : encodeCloseFrame(code, reason, conn.role === "client");
     this.#outbox.pushFrame(conn, frame);
+    conn.closeLength = frame.length;
     conn.closeSent = true;
     if (conn.state === OPEN) conn.state = CLOSING;
     conn.deadline = this.#now() + this.#closeTimeout;
     this.#timers.closing.add(conn);
     this.#timersChanged();
     this.#scheduleFlush();
+  }
+
+  #expediteClose(conn: Conn<T>): void {
+    if (conn.closeLength === 0 || conn.state === CLOSED) return;
+    conn.expediteClose();
+    // Already waiting for the peer to read: the close moves up now. Otherwise the outbox
+    // does it if a later write blocks.
+    if (conn.blocked) this.#outbox.expedite(conn, conn.closeTail);
   }
 
   #subscribe(conn: Conn<T>, topic: string): void {
