@@ -9,6 +9,7 @@
  */
 
 import { FdwsError } from "../errors.ts";
+import { BasePoller } from "../poller/base.ts";
 import { createPoller } from "../poller/default.ts";
 import { Events, Interest, type Poller, type PollerKind } from "../poller/poller.ts";
 import { encodeCloseFrame, encodeControlFrame, encodeFrame } from "../protocol/frame/encoder.ts";
@@ -1065,6 +1066,10 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     const poller = this.#poller;
     const events = this.#events;
     const table = this.#table;
+    // The loop has just polled when it goes to wait: our pollers skip asking again.
+    const waitIdle = poller instanceof BasePoller
+      ? (timeout: number) => poller.waitAfterPoll(events, timeout)
+      : (timeout: number) => poller.wait(events, timeout);
     let lastYield = performance.now();
     try {
       while (!this.#stopping) {
@@ -1078,8 +1083,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         if (n === 0 && this.#again.length === 0) {
           this.#parked = true;
           try {
-            n = await poller.wait(
-              events,
+            n = await waitIdle(
               this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets),
             );
           } finally {
