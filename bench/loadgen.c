@@ -492,6 +492,9 @@ typedef struct {
   int pmd;                   // permessage-deflate negotiated on this connection
   int srv_no_ctx, cli_no_ctx, cli_bits, srv_bits;
   z_stream *zd, *zi;         // created on first use: idle connections hold no zlib state
+  uint8_t *msg;              // a fragmented message being reassembled (RFC 6455 §5.4)
+  size_t msg_len, msg_cap;
+  int msg_op, msg_rsv1;      // msg_op 0: none in progress
 } Conn;
 
 static Conn *conns;
@@ -881,6 +884,42 @@ static size_t parse_frames(Conn *c, uint8_t *buf, size_t len, uint64_t now) {
     if ((b0 & 0x40) && !(c->pmd && (op == 1 || op == 2))) {
       protocol_error(c, "RSV1 set without permessage-deflate on a data frame");
       return len;
+    }
+    if ((op == 1 || op == 2) && c->msg_op) {
+      protocol_error(c, "new message inside a fragmented one");
+      return len;
+    }
+    if (op == 0 || ((op == 1 || op == 2) && !(b0 & 0x80))) {  // a fragment: reassemble
+      if (op == 0 && !c->msg_op) {
+        protocol_error(c, "continuation frame without a message");
+        return len;
+      }
+      if (op != 0) {
+        c->msg_op = op;
+        c->msg_rsv1 = (b0 & 0x40) != 0;
+        c->msg_len = 0;
+      }
+      if (c->msg_len + plen > max_frame) {
+        protocol_error(c, "message too large");
+        return len;
+      }
+      reserve(&c->msg, &c->msg_cap, c->msg_len + plen);
+      memcpy(c->msg + c->msg_len, p, plen);
+      c->msg_len += plen;
+      pos += hl + plen;
+      if (!(b0 & 0x80)) continue;
+      c->msg_op = 0;
+      if (c->msg_rsv1) {
+        long n = inflate_msg(c, c->msg, c->msg_len);
+        if (n < 0) {
+          protocol_error(c, "inflate failed or message too large");
+          return len;
+        }
+        on_message(c, zout_buf, (size_t)n, now);
+      } else {
+        on_message(c, c->msg, c->msg_len, now);
+      }
+      continue;
     }
     if ((op == 1 || op == 2) && (b0 & 0x80) && (b0 & 0x40)) {
       long n = inflate_msg(c, p, plen);

@@ -67,6 +67,10 @@ class Extras<C> {
   deflater: MessageDeflater | null = null;
   /** Runs once the user's `closed()` has run (the client releases its manager lease). */
   afterClose: (() => void) | null = null;
+  /** Size of the close frame queued (0: none yet). */
+  closeLength = 0;
+  /** The outbox lets the queued close frame skip data the peer does not take. */
+  closeTail = 0;
 }
 
 /** The parser of the push in progress (a handler may stop it); pushes may nest. */
@@ -254,6 +258,22 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   }
   set deadline(t: number) {
     if (t !== 0 || this.#x !== null) this.#extras().deadline = t;
+  }
+  /** Size of the close frame we queued (0: none yet). */
+  get closeLength(): number {
+    return this.#x?.closeLength ?? 0;
+  }
+  set closeLength(n: number) {
+    if (n !== 0 || this.#x !== null) this.#extras().closeLength = n;
+  }
+  /** Outbox: when > 0, the close frame at the end of the queue skips data the peer does not take. */
+  get closeTail(): number {
+    return this.#x?.closeTail ?? 0;
+  }
+  /** The close frame queued must not wait behind data the peer does not read. */
+  expediteClose(): void {
+    const n = this.closeLength;
+    if (n !== 0) this.#extras().closeTail = n;
   }
   /** Topics this connection is subscribed to. */
   get topics(): Set<string> | null {
@@ -523,8 +543,11 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
     this.closeReceived = true;
     if (code !== 1005 || this.#x !== null) this.#extras().peerCode = code;
     if (reason !== "" || this.#x !== null) this.#extras().peerReason = reason;
-    // Echo the code (none when the peer sent none) and finish once it is written.
+    // Echo the code (none when the peer sent none) and finish once it is written. The
+    // answer (or our own close, if it was first) does not wait behind data the peer is no
+    // longer reading: it goes right after the frame in progress.
     if (!this.closeSent) host.sendClose(this, code === 1005 ? 0 : code, "");
+    host.expediteClose(this);
     this.state = CLOSING;
     this.closeWhenFlushed = true;
     host.closeIfFlushed(this);
@@ -536,6 +559,8 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
     this.failReason = reason;
     host.stats.protocolErrors++;
     if (!this.closeSent) host.sendClose(this, code, reason.length <= 40 ? reason : "");
+    // Data for a peer that broke the protocol is moot: the close goes first.
+    host.expediteClose(this);
     this.state = CLOSING;
     this.closeWhenFlushed = true;
     host.closeIfFlushed(this);

@@ -86,6 +86,12 @@ export interface ConnectionHost<C> {
   ): boolean;
   /** Queues a close frame (code 0: none) and starts the closing-handshake timer. */
   sendClose(conn: C, code: number, reason: string): void;
+  /**
+   * The close frame queued for `conn` goes out right after the frame in progress even when
+   * the peer does not take what is queued before it (that data is dropped): for the answer
+   * to the peer's close and for a failed connection.
+   */
+  expediteClose(conn: C): void;
   /** Finishes `conn` once its close frame is out and the handshake is complete. */
   closeIfFlushed(conn: C): void;
   /** Bytes queued for `conn` that its transport has not taken. */

@@ -9,6 +9,7 @@
  */
 
 import { FdwsError } from "../errors.ts";
+import { BasePoller } from "../poller/base.ts";
 import { createPoller } from "../poller/default.ts";
 import { Events, Interest, type Poller, type PollerKind } from "../poller/poller.ts";
 import { encodeCloseFrame, encodeControlFrame, encodeFrame } from "../protocol/frame/encoder.ts";
@@ -564,6 +565,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       sendData: (conn, data, binary, compress) => this.#sendData(conn, data, binary, compress),
       sendControl: (conn, opcode, payload) => this.#sendControl(conn, opcode, payload),
       sendClose: (conn, code, reason) => this.#sendClose(conn, code, reason),
+      expediteClose: (conn) => this.#expediteClose(conn),
       closeIfFlushed: (conn) => this.#closeIfFlushed(conn),
       buffered: (conn) => bufferedBytes(conn),
       leave: (conn) => this.#leave(conn),
@@ -857,12 +859,21 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       ? encodeCloseFrame(undefined, undefined, conn.role === "client")
       : encodeCloseFrame(code, reason, conn.role === "client");
     this.#outbox.pushFrame(conn, frame);
+    conn.closeLength = frame.length;
     conn.closeSent = true;
     if (conn.state === OPEN) conn.state = CLOSING;
     conn.deadline = this.#now() + this.#closeTimeout;
     this.#timers.closing.add(conn);
     this.#timersChanged();
     this.#scheduleFlush();
+  }
+
+  #expediteClose(conn: Conn<T>): void {
+    if (conn.closeLength === 0 || conn.state === CLOSED) return;
+    conn.expediteClose();
+    // Already waiting for the peer to read: the close moves up now. Otherwise the outbox
+    // does it if a later write blocks.
+    if (conn.blocked) this.#outbox.expedite(conn, conn.closeTail);
   }
 
   #subscribe(conn: Conn<T>, topic: string): void {
@@ -1065,6 +1076,10 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     const poller = this.#poller;
     const events = this.#events;
     const table = this.#table;
+    // The loop has just polled when it goes to wait: our pollers skip asking again.
+    const waitIdle = poller instanceof BasePoller
+      ? (timeout: number) => poller.waitAfterPoll(events, timeout)
+      : (timeout: number) => poller.wait(events, timeout);
     let lastYield = performance.now();
     try {
       while (!this.#stopping) {
@@ -1078,8 +1093,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         if (n === 0 && this.#again.length === 0) {
           this.#parked = true;
           try {
-            n = await poller.wait(
-              events,
+            n = await waitIdle(
               this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets),
             );
           } finally {

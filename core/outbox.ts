@@ -39,6 +39,11 @@ export interface OutboxConnection {
   blocked: boolean;
   /** The queue starts in the middle of a frame: a write took only part of it. */
   partial: boolean;
+  /**
+   * When > 0: the last this many bytes queued are a close frame that must not wait behind
+   * data the peer does not take (see {@link Outbox.expedite}).
+   */
+  readonly closeTail?: number;
 }
 
 /**
@@ -69,6 +74,13 @@ export interface OutboxEvents<C extends OutboxConnection> {
 
 /** Frames larger than this skip the arena and are queued as their own buffer. */
 export const ARENA_FRAME_LIMIT = 64 * 1024;
+/**
+ * Messages with a larger payload are sent as fragments of this many payload bytes: a close
+ * frame then waits behind one fragment at most (control frames may go between fragments,
+ * RFC 6455 §5.4), and a large message is copied into pooled buffers of one size class
+ * instead of a fresh buffer as large as the message.
+ */
+export const FRAGMENT_PAYLOAD = 256 * 1024 - 16;
 const ARENA_SIZE = 1024 * 1024;
 const utf8 = new TextEncoder();
 
@@ -116,7 +128,8 @@ export class Outbox<C extends OutboxConnection> {
    */
   readonly #frameStart = [0, 0, 0];
   readonly #frameEnd = [0, 0, 0];
-  readonly #bigFrame: (Uint8Array | null)[] = [null, null, null];
+  /** The pooled frames of a slot's message when it is too large for the arena. */
+  readonly #bigFrames: Uint8Array[][] = [[], [], []];
 
   /** @param events Callbacks of the owner. */
   constructor(events: OutboxEvents<C>) {
@@ -150,10 +163,11 @@ export class Outbox<C extends OutboxConnection> {
   /**
    * Encodes an unmasked data frame once (FIN set; `rsv1` marks a compressed message) and
    * makes it the current frame of `slot` (0 to 2) for {@link Outbox.pushEncoded}. Small
-   * frames go into the arena, large ones into a pooled buffer; call
-   * {@link Outbox.releaseEncoded} when every recipient has it.
+   * frames go into the arena, large ones into a pooled buffer, messages above
+   * {@link FRAGMENT_PAYLOAD} into fragments; call {@link Outbox.releaseEncoded} when every
+   * recipient has it.
    *
-   * @returns the frame's length in bytes.
+   * @returns the length in bytes of its frame (or fragments).
    */
   encode(opcode: number, data: string | Uint8Array, rsv1 = false, slot = 0): number {
     this.#release(slot);
@@ -161,13 +175,7 @@ export class Outbox<C extends OutboxConnection> {
       const len = data.length;
       const h = frameHeaderLength(len, false);
       const at = this.alloc(h + len);
-      if (at < 0) {
-        const frame = framePool.acquire(h + len);
-        writeFrameHeader(frame, 0, opcode, true, len, null, rsv1);
-        frame.set(data, h);
-        this.#bigFrame[slot] = frame;
-        return frame.length;
-      }
+      if (at < 0) return this.#encodeLarge(opcode, data, rsv1, slot);
       const arena = this.arena;
       writeFrameHeader(arena, at, opcode, true, len, null, rsv1);
       arena.set(data, at + h);
@@ -180,15 +188,7 @@ export class Outbox<C extends OutboxConnection> {
     const bound = data.length * 3;
     const maxH = frameHeaderLength(bound, false);
     const at = this.alloc(maxH + bound);
-    if (at < 0) {
-      const bytes = utf8.encode(data);
-      const h = frameHeaderLength(bytes.length, false);
-      const frame = framePool.acquire(h + bytes.length);
-      writeFrameHeader(frame, 0, opcode, true, bytes.length, null, rsv1);
-      frame.set(bytes, h);
-      this.#bigFrame[slot] = frame;
-      return frame.length;
-    }
+    if (at < 0) return this.#encodeLarge(opcode, utf8.encode(data), rsv1, slot);
     const arena = this.arena;
     const written = data.length === 0
       ? 0
@@ -206,11 +206,33 @@ export class Outbox<C extends OutboxConnection> {
     return h + written;
   }
 
+  /**
+   * A message too large for the arena, in pooled buffers: one frame, or fragments of
+   * {@link FRAGMENT_PAYLOAD} bytes (the first carries the opcode and `rsv1`, the others
+   * are continuations, the last has FIN).
+   */
+  #encodeLarge(opcode: number, data: Uint8Array, rsv1: boolean, slot: number): number {
+    const frames = this.#bigFrames[slot];
+    const len = data.length;
+    let total = 0;
+    for (let at = 0; at === 0 || at < len; at += FRAGMENT_PAYLOAD) {
+      const n = Math.min(FRAGMENT_PAYLOAD, len - at);
+      const h = frameHeaderLength(n, false);
+      const frame = framePool.acquire(h + n);
+      const first = at === 0;
+      writeFrameHeader(frame, 0, first ? opcode : 0, at + n === len, n, null, first && rsv1);
+      frame.set(n === len ? data : data.subarray(at, at + n), h);
+      frames.push(frame);
+      total += h + n;
+    }
+    return total;
+  }
+
   /** Queues the current frame of `slot` (see {@link Outbox.encode}) for `conn`. */
   pushEncoded(conn: C, slot = 0): void {
-    const big = this.#bigFrame[slot];
-    if (big === null) this.pushRange(conn, this.#frameStart[slot], this.#frameEnd[slot]);
-    else this.pushChunk(conn, big);
+    const big = this.#bigFrames[slot];
+    if (big.length === 0) this.pushRange(conn, this.#frameStart[slot], this.#frameEnd[slot]);
+    else for (let i = 0; i < big.length; i++) this.pushChunk(conn, big[i]);
   }
 
   /**
@@ -222,10 +244,10 @@ export class Outbox<C extends OutboxConnection> {
   }
 
   #release(slot: number): void {
-    const big = this.#bigFrame[slot];
-    if (big === null) return;
-    this.#bigFrame[slot] = null;
-    framePool.release(big);
+    const big = this.#bigFrames[slot];
+    if (big.length === 0) return;
+    for (let i = 0; i < big.length; i++) framePool.release(big[i]);
+    big.length = 0;
   }
 
   /** Queues a small ready-made frame (control frames): copied into the arena when it fits. */
@@ -274,6 +296,48 @@ export class Outbox<C extends OutboxConnection> {
       conn.dirty = true;
       this.#dirty.push(conn);
     }
+  }
+
+  /**
+   * Lets the close frame at the end of `conn`'s queue (its last `tail` bytes) go right after
+   * the frame being written, dropping the data queued between them: RFC 6455 §5.5.1 lets an
+   * endpoint finish the frame in progress before its close, and after the close no data
+   * frame may follow anyway. Only what the transport has not taken is dropped, so it is
+   * called when a write blocks (the peer is not reading), not while bytes still flow. With
+   * TLS the first chunk is always kept: a write that would block must be retried with the
+   * same bytes.
+   *
+   * @returns the bytes dropped.
+   */
+  expedite(conn: C, tail: number): number {
+    if (conn.rs !== conn.re) this.#materialize(conn);
+    const q = conn.q;
+    if (q === null) return 0;
+    const keepFirst = conn.partial || conn.transport.kind !== "tcp";
+    const first = keepFirst ? q[0].length - conn.qHead : 0;
+    const total = conn.qBytes;
+    if (first + tail >= total) return 0;
+    // The close frame, copied out of the end of the queue (it may span two chunks when a
+    // write cut the arena range it was in).
+    const close = new Uint8Array(tail);
+    let need = tail;
+    for (let i = q.length - 1; need > 0; i--) {
+      const chunk = q[i];
+      const from = Math.max(i === 0 ? conn.qHead : 0, chunk.length - need);
+      const part = chunk.length - from;
+      close.set(chunk.subarray(from), need - part);
+      need -= part;
+    }
+    for (let i = keepFirst ? 1 : 0; i < q.length; i++) framePool.release(q[i]);
+    if (keepFirst) {
+      q.length = 1;
+      q.push(close);
+    } else {
+      conn.q = [close];
+      conn.qHead = 0;
+    }
+    conn.qBytes = first + tail;
+    return total - first - tail;
   }
 
   /** Forgets everything queued for `conn` (it is being torn down). */
@@ -406,6 +470,8 @@ export class Outbox<C extends OutboxConnection> {
   }
 
   #block(conn: C): void {
+    const tail = conn.closeTail;
+    if (tail !== undefined && tail > 0) this.expedite(conn, tail);
     if (!conn.blocked) {
       conn.blocked = true;
       this.#blockedNow.push(conn);

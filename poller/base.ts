@@ -148,6 +148,8 @@ export abstract class BasePoller implements Poller {
   /** Fills `events` with what is ready now; see {@link Poller.pollNow}. */
   pollNow(events: Events): number {
     this.assertOpen();
+    // A wake-up found by this poll is what waitAfterPoll() must not miss.
+    this.#woken = false;
     const n = this.pollReady(events);
     if (n >= 0) return n;
     // pollReady returns as soon as the call fails, so errno is still the call's own.
@@ -168,9 +170,30 @@ export abstract class BasePoller implements Poller {
       throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
     }
     // A wake() made before this wait ends it at once, as it would a pending one.
-    this.#woken = false;
     const now = this.pollNow(events);
     if (now > 0 || timeoutMs === 0 || this.#woken) return now;
+    return this.#block(events, timeoutMs);
+  }
+
+  /**
+   * {@link BasePoller.wait} for a caller whose {@link BasePoller.pollNow} has just found
+   * nothing: waits without asking the kernel a second time (one system call less each
+   * time a busy loop goes idle). A wake-up that poll consumed still ends the wait at once.
+   */
+  async waitAfterPoll(events: Events, timeoutMs: number): Promise<number> {
+    if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
+    if (Number.isNaN(timeoutMs)) {
+      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
+    }
+    this.assertOpen();
+    if (timeoutMs === 0 || this.#woken) {
+      events.length = 0;
+      return 0;
+    }
+    return await this.#block(events, timeoutMs);
+  }
+
+  async #block(events: Events, timeoutMs: number): Promise<number> {
     this.#pending = true;
     let n: number;
     try {

@@ -83,7 +83,8 @@ export class HttpConnection implements PollTarget {
   /** Bytes that came after the request head (WebSocket frames, or the body's start). */
   leftover: Uint8Array | null = null;
   readonly #owner: HttpConnectionOwner;
-  #parser: HttpRequestParser | null;
+  /** Made when the first bytes arrive: most clients send their request a little later. */
+  #parser: HttpRequestParser | null = null;
   #deadline: number;
   #out: Uint8Array | null = null;
   #request: ParsedRequest | null = null;
@@ -111,7 +112,6 @@ export class HttpConnection implements PollTarget {
     this.transport = transport;
     this.host = host;
     this.port = port;
-    this.#parser = new HttpRequestParser({ maxHeaderBytes: owner.maxHeaderBytes });
     this.#deadline = owner.loop.now() + owner.handshakeTimeout;
   }
 
@@ -204,7 +204,9 @@ export class HttpConnection implements PollTarget {
   }
 
   #parse(buf: Uint8Array, n: number): void {
-    const r = this.#parser!.push(buf, 0, n);
+    const parser = this.#parser ??
+      (this.#parser = new HttpRequestParser({ maxHeaderBytes: this.#owner.maxHeaderBytes }));
+    const r = parser.push(buf, 0, n);
     if (r.kind === "incomplete") return;
     if (r.kind === "error") {
       this.respond(buildErrorResponse(r.status, { body: r.message }), r.status);

@@ -874,8 +874,9 @@ export class FrameParser {
    * Makes the binary buffer hold at least `needed` bytes, growing by doubling so that
    * reassembly stays linear, never past `finalSize` (the message's size once its last frame
    * is announced; 0 when unknown, then the size limit caps it). Growing only as bytes
-   * arrive keeps a header that announces a large payload from reserving it; reaching
-   * `finalSize` exactly lets the buffer be delivered without a copy.
+   * arrive keeps a header that announces a large payload from reserving it (at most 4x
+   * what arrived); reaching `finalSize` exactly lets the buffer be delivered without a
+   * copy.
    */
   #reserve(needed: number, finalSize: number, handler: FrameHandler): boolean {
     const current = this.#binary;
@@ -883,6 +884,11 @@ export class FrameParser {
     if (needed <= capacity) return true;
     const ceiling = finalSize > 0 ? finalSize : this.#maxMessageSize;
     let size = Math.max(needed, capacity * 2, MIN_GROWTH);
+    // A quarter of a message of known size has arrived: reserve all of it now. The last
+    // doublings would each copy what arrived into a new buffer and leave the old one as
+    // garbage (for a 16 MiB message: 8 MiB copied, 16 MiB of garbage); a sender holding
+    // this buffer has sent at least a quarter of it.
+    if (finalSize > 0 && needed * 4 >= finalSize) size = finalSize;
     if (size > ceiling) size = Math.max(needed, ceiling);
     if (!this.#hold(size, handler)) return false;
     let next: Uint8Array;

@@ -152,8 +152,10 @@ export function validateUpgrade(req: ParsedRequest): UpgradeResult {
   let keys = 0;
   let protocolLines: string[] | null = null;
   let extensionLines: string[] | null = null;
-  for (const [name, value] of req.headers) {
-    switch (name) {
+  const headers = req.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const value = headers[i][1];
+    switch (headers[i][0]) {
       case "host":
         hosts++;
         break;

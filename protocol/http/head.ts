@@ -210,8 +210,12 @@ export class HeaderList {
   get(name: string): string | null {
     const key = name.toLowerCase();
     let out: string | null = null;
-    for (const [n, v] of this.headers) {
-      if (n === key) out = out === null ? v : `${out}, ${v}`;
+    // Indexed loops: array destructuring in for-of allocates iterators until the function
+    // is optimized, and each handshake runs these a few times.
+    const headers = this.headers;
+    for (let i = 0; i < headers.length; i++) {
+      const field = headers[i];
+      if (field[0] === key) out = out === null ? field[1] : `${out}, ${field[1]}`;
     }
     return out;
   }
@@ -225,7 +229,8 @@ export class HeaderList {
   getAll(name: string): string[] {
     const key = name.toLowerCase();
     const out: string[] = [];
-    for (const [n, v] of this.headers) if (n === key) out.push(v);
+    const headers = this.headers;
+    for (let i = 0; i < headers.length; i++) if (headers[i][0] === key) out.push(headers[i][1]);
     return out;
   }
 
@@ -237,7 +242,8 @@ export class HeaderList {
    */
   has(name: string): boolean {
     const key = name.toLowerCase();
-    for (const [n] of this.headers) if (n === key) return true;
+    const headers = this.headers;
+    for (let i = 0; i < headers.length; i++) if (headers[i][0] === key) return true;
     return false;
   }
   /**
@@ -254,9 +260,11 @@ export class HeaderList {
    */
   text(skip?: ReadonlySet<string>): string {
     let out = "";
-    for (const [n, v] of this.headers) {
+    const headers = this.headers;
+    for (let i = 0; i < headers.length; i++) {
+      const n = headers[i][0];
       if (skip !== undefined && skip.has(n)) continue;
-      out += out === "" ? `${n}:${v}` : `\n${n}:${v}`;
+      out += out === "" ? `${n}:${headers[i][1]}` : `\n${n}:${headers[i][1]}`;
     }
     return out;
   }

@@ -180,10 +180,10 @@ export class HttpRequestParser {
     const headers = this.#scanner.takeFields();
     let hosts = 0;
     let host = "";
-    for (const [name, value] of headers) {
-      if (name === "host") {
+    for (let i = 0; i < headers.length; i++) {
+      if (headers[i][0] === "host") {
         hosts++;
-        host = value;
+        host = headers[i][1];
       }
     }
     if (hosts > 1) {
@@ -343,7 +343,10 @@ const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
 export function bodyFraming(req: ParsedRequest): BodyFraming {
   let te: string | null = null;
   let cl: string | null = null;
-  for (const [name, value] of req.headers) {
+  const headers = req.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i][0];
+    const value = headers[i][1];
     if (name === "transfer-encoding") te = te === null ? value : `${te}, ${value}`;
     else if (name === "content-length") cl = cl === null ? value : `${cl}, ${value}`;
   }
@@ -428,8 +431,9 @@ export function announcesBody(req: ParsedRequest): boolean {
  * @returns `true` for a WebSocket upgrade request.
  */
 export function isUpgradeRequest(req: ParsedRequest): boolean {
-  for (const [name, value] of req.headers) {
-    if (name === "upgrade" && listHasToken(value, "websocket")) return true;
+  const headers = req.headers;
+  for (let i = 0; i < headers.length; i++) {
+    if (headers[i][0] === "upgrade" && listHasToken(headers[i][1], "websocket")) return true;
   }
   return false;
 }
