@@ -172,7 +172,7 @@ export abstract class BasePoller implements Poller {
     // A wake() made before this wait ends it at once, as it would a pending one.
     const now = this.pollNow(events);
     if (now > 0 || timeoutMs === 0 || this.#woken) return now;
-    return this.#block(events, timeoutMs);
+    return await this.#block(events, timeoutMs);
   }
 
   /**
