@@ -10,6 +10,7 @@
 
 import { FdwsError } from "../errors.ts";
 import { BasePoller } from "../poller/base.ts";
+import { IdleSpin, SPIN_MS } from "./idle_spin.ts";
 import { createPoller } from "../poller/default.ts";
 import { Events, Interest, type Poller, type PollerKind } from "../poller/poller.ts";
 import { encodeCloseFrame, encodeControlFrame, encodeFrame } from "../protocol/frame/encoder.ts";
@@ -1080,6 +1081,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     const waitIdle = poller instanceof BasePoller
       ? (timeout: number) => poller.waitAfterPoll(events, timeout)
       : (timeout: number) => poller.wait(events, timeout);
+    const spin = new IdleSpin();
     let lastYield = performance.now();
     try {
       while (!this.#stopping) {
@@ -1090,8 +1092,15 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
           lastYield = now = performance.now();
         }
         let n = poller.pollNow(events);
+        if (n === 0 && this.#again.length === 0 && spin.armed) {
+          const until = now + SPIN_MS;
+          do n = poller.pollNow(events); while (n === 0 && performance.now() < until);
+          spin.spun(n > 0);
+          if (n > 0) now = performance.now();
+        }
         if (n === 0 && this.#again.length === 0) {
           this.#parked = true;
+          const parkedAt = performance.now();
           try {
             n = await waitIdle(
               this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets),
@@ -1101,6 +1110,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
           }
           if (this.#stopping) break;
           lastYield = now = performance.now();
+          spin.parked(now - parkedAt, n);
         }
         // Never backwards: #now() may have advanced it between ticks.
         this.#clock = Math.max(this.#clock, Math.floor(now - this.#epoch));
