@@ -165,10 +165,7 @@ export abstract class BasePoller implements Poller {
   async wait(events: Events, timeoutMs: number): Promise<number> {
     // Checked before pollNow: a synchronous poll now could consume the wake-up meant for the
     // pending wait (kqueue's EV_CLEAR delivers it once; the eventfd and pipe get drained).
-    if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
-    if (Number.isNaN(timeoutMs)) {
-      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
-    }
+    this.#checkWait(timeoutMs);
     // A wake() made before this wait ends it at once, as it would a pending one.
     const now = this.pollNow(events);
     if (now > 0 || timeoutMs === 0 || this.#woken) return now;
@@ -181,16 +178,21 @@ export abstract class BasePoller implements Poller {
    * time a busy loop goes idle). A wake-up that poll consumed still ends the wait at once.
    */
   async waitAfterPoll(events: Events, timeoutMs: number): Promise<number> {
-    if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
-    if (Number.isNaN(timeoutMs)) {
-      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
-    }
+    this.#checkWait(timeoutMs);
     this.assertOpen();
     if (timeoutMs === 0 || this.#woken) {
       events.length = 0;
       return 0;
     }
     return await this.#block(events, timeoutMs);
+  }
+
+  /** Refuses a second pending wait and a timeout that is not a number. */
+  #checkWait(timeoutMs: number): void {
+    if (this.#pending) throw new PollerError("BUSY", "a wait is already pending on this poller");
+    if (Number.isNaN(timeoutMs)) {
+      throw new PollerError("INVALID_ARGUMENT", "wait timeout must be a number of milliseconds");
+    }
   }
 
   async #block(events: Events, timeoutMs: number): Promise<number> {

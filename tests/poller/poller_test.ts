@@ -12,6 +12,7 @@ import { KQUEUE } from "../../ffi/constants.ts";
 import { decodeKevent, encodeKevent, type KeventLayout, keventLayout } from "../../ffi/layout.ts";
 import { libc } from "../../ffi/libc.ts";
 import { connectTcp, finishConnect, listenTcp, shutdownFd } from "../../net/tcp.ts";
+import { BasePoller } from "../../poller/base.ts";
 import { createPoller, defaultPollerKind } from "../../poller/default.ts";
 import { EpollPoller } from "../../poller/epoll.ts";
 import {
@@ -335,6 +336,41 @@ pollerTest("wake() from a timer ends a pending wait early", async (poller) => {
     close(a, b);
   }
 });
+
+pollerTest(
+  "waitAfterPoll() after an empty pollNow(): blocks, ends on a wake-up, reports readiness",
+  async (poller) => {
+    assert.ok(poller instanceof BasePoller);
+    const [a, b] = socketpair();
+    try {
+      poller.register(a, 1, R);
+      const events = new Events(8);
+      // Nothing ready: it blocks until the timeout.
+      assert.equal(poller.pollNow(events), 0);
+      let t0 = performance.now();
+      assert.equal(await poller.waitAfterPoll(events, 30), 0);
+      assert.ok(performance.now() - t0 >= 25);
+      // A wake-up consumed by that poll still ends the wait at once.
+      poller.wake();
+      assert.equal(poller.pollNow(events), 0);
+      t0 = performance.now();
+      assert.equal(await poller.waitAfterPoll(events, 5000), 0);
+      assert.ok(performance.now() - t0 < 1000, "a consumed wake-up was lost");
+      // Readiness that arrives while it blocks is reported.
+      assert.equal(poller.pollNow(events), 0);
+      const timer = setTimeout(() => writeByte(b), 30);
+      const n = await poller.waitAfterPoll(events, 5000);
+      clearTimeout(timer);
+      assert.equal(n, 1);
+      assert.equal(events.fds[0], a);
+      // Its arguments are checked as wait()'s are.
+      await assert.rejects(poller.waitAfterPoll(events, NaN), { code: "INVALID_ARGUMENT" });
+      poller.unregister(a);
+    } finally {
+      close(a, b);
+    }
+  },
+);
 
 pollerTest("timeouts are honoured", async (poller) => {
   const [a, b] = socketpair();
