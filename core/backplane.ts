@@ -170,6 +170,76 @@ export function emptyStats(): BackplaneStats {
 }
 
 /**
+ * Counts `error` in `stats` and hands it to the engine's `error` handler. A handler that
+ * throws goes to the loop's error report: a backplane is never stopped by its user's code.
+ *
+ * @example
+ * ```ts
+ * import { emptyStats, reportBackplaneError } from "./backplane.ts";
+ * import type { IoLoop } from "./io_loop.ts";
+ *
+ * declare const loop: IoLoop;
+ * const stats = emptyStats();
+ * reportBackplaneError(stats, { message() {} }, loop, new Error("ECONNREFUSED"));
+ * console.log(stats.errors, stats.lastError); // 1 "ECONNREFUSED"
+ * ```
+ */
+export function reportBackplaneError(
+  stats: BackplaneStats,
+  handlers: BackplaneHandlers,
+  loop: IoLoop,
+  error: Error,
+): void {
+  stats.errors++;
+  stats.lastError = error.message;
+  const handler = handlers.error;
+  if (handler === undefined) return;
+  try {
+    handler(error);
+  } catch (err) {
+    loop.reportError(err);
+  }
+}
+
+/**
+ * Counts `gap` in `stats` (`gaps`; the caller counts what was `missed`, when known) and
+ * hands it to the engine's `gap` handler, as {@link reportBackplaneError} does errors.
+ *
+ * @example
+ * ```ts
+ * import { emptyStats, reportBackplaneGap } from "./backplane.ts";
+ * import type { IoLoop } from "./io_loop.ts";
+ *
+ * declare const loop: IoLoop;
+ * const stats = emptyStats();
+ * reportBackplaneGap(stats, { message() {} }, loop, {
+ *   topic: "room",
+ *   kind: "window",
+ *   origin: "",
+ *   epoch: 0,
+ *   expected: 0,
+ *   received: 0,
+ * });
+ * console.log(stats.gaps); // 1
+ * ```
+ */
+export function reportBackplaneGap(
+  stats: BackplaneStats,
+  handlers: BackplaneHandlers,
+  loop: IoLoop,
+  gap: BackplaneGap,
+): void {
+  stats.gaps++;
+  const handler = handlers.gap;
+  if (handler === undefined) return;
+  try {
+    handler(gap);
+  } catch (err) {
+    loop.reportError(err);
+  }
+}
+
+/**
  * A running backplane, created for one loop by a {@link BackplaneFactory}.
  *
  * @example How an engine drives it

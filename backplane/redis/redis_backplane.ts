@@ -43,6 +43,8 @@ import {
   type BackplaneHandlers,
   type BackplaneStats,
   emptyStats,
+  reportBackplaneError,
+  reportBackplaneGap,
 } from "../../core/backplane.ts";
 import { OriginTracker, PublishSequence, Verdict } from "../sequence.ts";
 import {
@@ -489,27 +491,11 @@ export class RedisBackplane implements Backplane {
   // ------------------------------------------------------------------ reporting
 
   #report(error: Error): void {
-    const stats = this.#stats;
-    stats.errors++;
-    stats.lastError = error.message;
-    const handler = this.#handlers.error;
-    if (handler === undefined) return;
-    try {
-      handler(error);
-    } catch (err) {
-      this.#loop.reportError(err);
-    }
+    reportBackplaneError(this.#stats, this.#handlers, this.#loop, error);
   }
 
   #gap(gap: BackplaneGap): void {
-    this.#stats.gaps++;
-    const handler = this.#handlers.gap;
-    if (handler === undefined) return;
-    try {
-      handler(gap);
-    } catch (err) {
-      this.#loop.reportError(err);
-    }
+    reportBackplaneGap(this.#stats, this.#handlers, this.#loop, gap);
   }
 
   /** A stamped message from the receiving connection. */

@@ -25,6 +25,8 @@ import {
   type BackplaneHandlers,
   type BackplaneStats,
   emptyStats,
+  reportBackplaneError,
+  reportBackplaneGap,
 } from "../../core/backplane.ts";
 import type { IoLoop } from "../../core/io_loop.ts";
 import { PublishSequence, Verdict } from "../sequence.ts";
@@ -319,22 +321,14 @@ export class WorkersBackplane implements Backplane, TransportHost {
     }
     if (verdict === Verdict.GAP) {
       stats.missed += seq - origins.expected;
-      stats.gaps++;
-      const gap = this.#handlers.gap;
-      if (gap !== undefined) {
-        try {
-          gap({
-            topic: state.topic,
-            kind: "sequence",
-            origin: origins.origin,
-            epoch: readEpoch(i32, at),
-            expected: origins.expected,
-            received: seq,
-          });
-        } catch (err) {
-          this.loop.reportError(err);
-        }
-      }
+      reportBackplaneGap(stats, this.#handlers, this.loop, {
+        topic: state.topic,
+        kind: "sequence",
+        origin: origins.origin,
+        epoch: readEpoch(i32, at),
+        expected: origins.expected,
+        received: seq,
+      });
     }
     stats.received++;
     const payloadStart = start + topicLength;
@@ -357,16 +351,7 @@ export class WorkersBackplane implements Backplane, TransportHost {
 
   /** Counts and hands an error to the engine. */
   report(error: WorkersBackplaneError): void {
-    const stats = this.#stats;
-    stats.errors++;
-    stats.lastError = error.message;
-    const handler = this.#handlers.error;
-    if (handler === undefined) return;
-    try {
-      handler(error);
-    } catch (err) {
-      this.loop.reportError(err);
-    }
+    reportBackplaneError(this.#stats, this.#handlers, this.loop, error);
   }
 }
 
