@@ -681,28 +681,14 @@ export class RedisConnection {
     const generation = this.#generation;
     try {
       if (this.#inLength === 0) {
-        let start = 0;
-        while (start < n) {
-          const end = this.#scanner.scan(chunk, start, n);
-          if (end < 0) break;
-          this.#dispatch(chunk, start, end);
-          if (generation !== this.#generation) return;
-          start = end;
-        }
-        if (start < n) this.#keep(chunk, start, n);
+        const start = this.#dispatchReplies(chunk, n, generation);
+        if (start >= 0 && start < n) this.#keep(chunk, start, n);
         return;
       }
       this.#keep(chunk, 0, n);
       const buf = this.#in;
       const length = this.#inLength;
-      let start = 0;
-      while (start < length) {
-        const end = this.#scanner.scan(buf, start, length);
-        if (end < 0) break;
-        this.#dispatch(buf, start, end);
-        if (generation !== this.#generation) return;
-        start = end;
-      }
+      const start = this.#dispatchReplies(buf, length, generation);
       if (start > 0) {
         buf.copyWithin(0, start, length);
         this.#inLength = length - start;
@@ -715,6 +701,24 @@ export class RedisConnection {
       }
       throw err;
     }
+  }
+
+  /**
+   * Dispatches the whole replies at the start of `buf[0, end)`.
+   *
+   * @returns where the unfinished reply starts (`end` when none), or -1 when a reply's
+   * handling replaced this connection's generation (what is left belongs to no one).
+   */
+  #dispatchReplies(buf: Uint8Array, end: number, generation: number): number {
+    let start = 0;
+    while (start < end) {
+      const next = this.#scanner.scan(buf, start, end);
+      if (next < 0) break;
+      this.#dispatch(buf, start, next);
+      if (generation !== this.#generation) return -1;
+      start = next;
+    }
+    return start;
   }
 
   /** Appends `src[from, to)` to the partial-reply buffer, within the reply size limit. */
