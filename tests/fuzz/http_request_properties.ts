@@ -19,7 +19,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { HttpRequestParser, type RequestParseResult } from "../../protocol/http/request.ts";
+import { HttpRequestParser } from "../../protocol/http/request.ts";
 import { HttpResponseParser } from "../../protocol/http/response.ts";
 import { isValidHost } from "../../protocol/http/head.ts";
 import {
@@ -32,7 +32,6 @@ import { type Arbitrary, fc } from "./fast_check.ts";
 import {
   anyCase,
   extraFieldArb,
-  type Fed,
   feedHeads,
   fieldArb,
   fieldLine,
@@ -49,23 +48,9 @@ import {
   TOKEN_CHARS,
   tokenArb,
 } from "./http_heads.ts";
-import { type HeadOutcome, headOutcome } from "../fixtures/chunking.ts";
+import { type RequestOutcome, requestOutcome } from "../fixtures/http_outcomes.ts";
 import { applyMutations, chunkPlan, mutation } from "./mutate.ts";
 import { defineProperty, expect, type FuzzProperty } from "./property.ts";
-
-type Outcome = HeadOutcome<
-  { method: string; target: string; version: string; headers: Array<[string, string]> },
-  { status: number; message: string }
->;
-
-function outcomeOf(fed: Fed<RequestParseResult>): Outcome {
-  return headOutcome(fed, ({ request: r }) => ({
-    method: r.method,
-    target: r.target,
-    version: r.version,
-    headers: r.headers.map(([n, v]) => [n, v] as [string, string]),
-  }), ({ status, message }) => ({ status, message }));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Valid requests
@@ -143,10 +128,10 @@ const validRequests = defineProperty({
       plan,
       guardSeed,
       () => new HttpRequestParser(options),
-      outcomeOf,
+      requestOutcome,
     );
     const limit = maxHeaderBytes ?? 8192;
-    const expected: Outcome = head.length > limit
+    const expected: RequestOutcome = head.length > limit
       ? { kind: "error", status: 431, message: `message head larger than ${limit} bytes` }
       : {
         kind: "complete",
@@ -231,7 +216,7 @@ const mutatedRequests = defineProperty({
       plan,
       guardSeed,
       () => new HttpRequestParser(options),
-      outcomeOf,
+      requestOutcome,
     );
     const what = () =>
       `input ${JSON.stringify(String.fromCharCode(...bytes))}: ${JSON.stringify(view)}`;
@@ -433,7 +418,7 @@ const validUpgrades = defineProperty({
       plan,
       guardSeed,
       () => new HttpRequestParser(),
-      outcomeOf,
+      requestOutcome,
     );
     expect(fed.result?.kind === "complete", () => `not parsed: ${JSON.stringify(view)}\n${head}`);
     if (fed.result?.kind !== "complete") return;

@@ -20,13 +20,10 @@ import { type Arbitrary, fc } from "./fast_check.ts";
 import {
   anyCase,
   extraFieldArb,
-  type Fed,
   feedHeads,
   fieldArb,
   fieldLine,
   type FieldSpec,
-  type HeadOutcome,
-  headOutcome,
   latin1Bytes,
   listValueArb,
   maxHeaderBytesArb,
@@ -35,23 +32,10 @@ import {
   stripOws,
   tokenArb,
 } from "./http_heads.ts";
+import { type ResponseOutcome, responseOutcome } from "../fixtures/http_outcomes.ts";
 import { referenceAccept } from "./http_request_properties.ts";
 import { applyMutations, chunkPlan, mutation } from "./mutate.ts";
 import { defineProperty, expect, type FuzzProperty } from "./property.ts";
-
-type Outcome = HeadOutcome<
-  { version: string; status: number; reason: string; headers: Array<[string, string]> },
-  { tooLarge: boolean; message: string }
->;
-
-function outcomeOf(fed: Fed<ResponseParseResult>): Outcome {
-  return headOutcome(fed, ({ response: r }) => ({
-    version: r.version,
-    status: r.status,
-    reason: r.reason,
-    headers: r.headers.map(([n, v]) => [n, v] as [string, string]),
-  }), ({ tooLarge, message }) => ({ tooLarge, message }));
-}
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -117,10 +101,10 @@ const validResponses = defineProperty({
       plan,
       guardSeed,
       () => new HttpResponseParser(options),
-      outcomeOf,
+      responseOutcome,
     );
     const limit = maxHeaderBytes ?? 8192;
-    const expected: Outcome = head.length > limit
+    const expected: ResponseOutcome = head.length > limit
       ? { kind: "error", tooLarge: true, message: `message head larger than ${limit} bytes` }
       : {
         kind: "complete",
@@ -172,7 +156,7 @@ const mutatedResponses = defineProperty({
       plan,
       guardSeed,
       () => new HttpResponseParser(options),
-      outcomeOf,
+      responseOutcome,
     );
     const what = () =>
       `input ${JSON.stringify(String.fromCharCode(...bytes))}: ${JSON.stringify(view)}`;
@@ -299,7 +283,7 @@ const validUpgradeResponses = defineProperty({
       plan,
       guardSeed,
       () => new HttpResponseParser(),
-      outcomeOf,
+      responseOutcome,
     );
     expect(fed.result?.kind === "complete", () => `not parsed: ${JSON.stringify(view)}`);
     if (fed.result?.kind !== "complete") return;

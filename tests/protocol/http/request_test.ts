@@ -7,7 +7,6 @@ import {
   type HttpRequestParserOptions,
   isUpgradeRequest,
   ParsedRequest,
-  type RequestParseResult,
   requestRemote,
   toRequest,
 } from "../../../protocol/http/request.ts";
@@ -25,12 +24,10 @@ import {
 import {
   assertErrorSticksUntilReset,
   chunkings,
-  type Fed,
   feedEveryChunking,
-  type HeadOutcome,
-  headOutcome,
   pushWhole,
 } from "../../fixtures/chunking.ts";
+import { type RequestOutcome, requestOutcome } from "../../fixtures/http_outcomes.ts";
 import { latin1 } from "../../fixtures/bytes.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -38,34 +35,19 @@ import { latin1 } from "../../fixtures/bytes.ts";
 // time and in several seeded random chunkings, each chunk between guard bytes; all runs must
 // agree.
 
-/** What the tests compare across chunkings: the request line and fields, or the error. */
-type Outcome = HeadOutcome<
-  { method: string; target: string; version: string; headers: Array<[string, string]> },
-  { status: number; message: string }
->;
-
-function outcomeOf(fed: Fed<RequestParseResult>): Outcome {
-  return headOutcome(fed, ({ request: r }) => ({
-    method: r.method,
-    target: r.target,
-    version: r.version,
-    headers: r.headers.map(([n, v]) => [n, v]),
-  }), ({ status, message }) => ({ status, message }));
-}
-
 let seedCounter = 1;
 
 /** Parses `input` in every chunking; asserts they agree and returns the outcome. */
 function parseAll(
   input: string | Uint8Array,
   options?: HttpRequestParserOptions,
-): { outcome: Outcome; request: ParsedRequest | null } {
+): { outcome: RequestOutcome; request: ParsedRequest | null } {
   const bytes = typeof input === "string" ? latin1(input) : input;
   const { fed, view } = feedEveryChunking(
     bytes,
     seedCounter++,
     () => new HttpRequestParser(options),
-    outcomeOf,
+    requestOutcome,
   );
   return { outcome: view, request: fed.result?.kind === "complete" ? fed.result.request : null };
 }

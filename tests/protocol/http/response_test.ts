@@ -4,53 +4,35 @@ import {
   HttpResponseParser,
   type HttpResponseParserOptions,
   ParsedResponse,
-  type ResponseParseResult,
 } from "../../../protocol/http/response.ts";
 
 import {
   assertErrorSticksUntilReset,
-  type Fed,
   feedEveryChunking,
-  type HeadOutcome,
-  headOutcome,
   pushWhole,
 } from "../../fixtures/chunking.ts";
+import { type ResponseOutcome, responseOutcome } from "../../fixtures/http_outcomes.ts";
 import { latin1 } from "../../fixtures/bytes.ts";
 
 // Feeding harness (tests/fixtures/chunking.ts): whole, bytewise and seeded random chunkings,
 // each chunk after random guard bytes and before three more; every run must agree.
 
-/** What the tests compare across chunkings: the status line and fields, or the error. */
-type Outcome = HeadOutcome<
-  { version: string; status: number; reason: string; headers: Array<[string, string]> },
-  { tooLarge: boolean; message: string }
->;
-
-function snapshot(fed: Fed<ResponseParseResult>): Outcome {
-  return headOutcome(fed, ({ response: res }) => ({
-    version: res.version,
-    status: res.status,
-    reason: res.reason,
-    headers: res.headers.map(([n, v]) => [n, v]),
-  }), ({ tooLarge, message }) => ({ tooLarge, message }));
-}
-
 let seedCounter = 1;
 
-function parseAll(input: string, options?: HttpResponseParserOptions): Outcome {
+function parseAll(input: string, options?: HttpResponseParserOptions): ResponseOutcome {
   return feedEveryChunking(
     latin1(input),
     seedCounter++,
     () => new HttpResponseParser(options),
-    snapshot,
+    responseOutcome,
     { after: 3 },
   ).view;
 }
 
-function expectComplete(input: string): Extract<Outcome, { kind: "complete" }> {
+function expectComplete(input: string): Extract<ResponseOutcome, { kind: "complete" }> {
   const o = parseAll(input);
   assert.equal(o.kind, "complete", JSON.stringify(o));
-  return o as Extract<Outcome, { kind: "complete" }>;
+  return o as Extract<ResponseOutcome, { kind: "complete" }>;
 }
 
 function expectError(input: string, message?: RegExp, tooLarge = false): void {
