@@ -4,7 +4,7 @@
  *   deno run --allow-ffi --allow-read bench/server.ts --port P --mode echo|broadcast
  *     [--poller epoll|select] [--cert FILE --key FILE] [--deflate[=shared|dedicated]]
  *     [--workers N] [--redis redis://HOST:PORT] [--worker-transport ring|messages]
- *     [--stats-interval MS]
+ *     [--stats-interval MS] [--message-buffers borrowed|owned]
  *
  * echo: every message is sent back. broadcast: every message from any client goes to all
  * connected clients (the sender included): through the manager's broadcast on one thread;
@@ -18,6 +18,9 @@
  *                            default, or "dedicated")
  *   --workers N              N managers, one per worker thread, in one process
  *   --redis URL              a Redis backplane: topics across processes and hosts
+ *   --message-buffers B      "borrowed" (default): handlers get views of reused buffers, as
+ *                            they only pass each message on at once; "owned": a fresh copy
+ *                            per message (the library's default)
  *   --stats-interval MS      every MS ms one line `stats {json}` on stdout with
  *                            Deno.memoryUsage() and connection counters (for the soak); run
  *                            with --v8-flags=--expose-gc it also reports the live heap after a
@@ -62,6 +65,7 @@ const values = parseFlags(args, {
   redis: "",
   "worker-transport": "ring",
   "stats-interval": "",
+  "message-buffers": "borrowed",
 });
 
 if (values.mode !== "echo" && values.mode !== "broadcast") {
@@ -76,6 +80,11 @@ const broadcast = values.mode === "broadcast";
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 0) {
   console.error(`--workers ${values.workers}: a positive integer`);
+  Deno.exit(2);
+}
+const messageBuffers = values["message-buffers"];
+if (messageBuffers !== "borrowed" && messageBuffers !== "owned") {
+  console.error(`unknown --message-buffers ${messageBuffers}: use borrowed or owned`);
   Deno.exit(2);
 }
 const statsInterval = values["stats-interval"] ? Number(values["stats-interval"]) : 0;
@@ -94,6 +103,7 @@ const options: ServeOptions = {
   pingInterval: 0,
   idleTimeout: 0,
   handshakeTimeout: 60_000,
+  messageBuffers,
   signals: true,
   workers: workers > 0 ? workers : undefined,
   workerBackplane: { transport: values["worker-transport"] as WorkersTransport },

@@ -503,11 +503,11 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   }
 
   /** A complete message (parser callback). */
-  onMessage(data: string | Uint8Array): void {
+  onMessage(data: string | Uint8Array, lent?: boolean): void {
     const host = this.host!;
     host.stats.messagesIn++;
     try {
-      this.user.receivedMessage(data);
+      this.user.receivedMessage(data, lent);
     } catch (err) {
       host.reportError(err, this);
     }

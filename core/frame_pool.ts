@@ -1,6 +1,7 @@
 /**
- * Buffers for frames too large for the outbox arena, shared by every recipient and reused
- * once the last of them has written or dropped it.
+ * Buffers the engine owns beyond the outbox arena (frames too large for it, messages lent
+ * to handlers), shared by reference count, reused or freed the moment the last holder is
+ * done with them.
  *
  * @module
  */
@@ -13,15 +14,20 @@ const POOL_MAX_FRAME = 4 * 1024 * 1024;
 const POOL_MAX_FREE = 8 * 1024 * 1024;
 
 /**
- * Buffers for frames too large for the arena, reused once every connection that queued
- * one has written it or dropped it. Without it every large broadcast allocates a buffer
- * that lives until the next garbage collection, and a steady stream of them keeps tens of
- * megabytes of garbage (V8 collects external memory lazily) and fragments the heap.
+ * Buffers for frames too large for the arena and for messages the parser lends to handlers,
+ * reused once every holder (the creator, each connection queue that took it) has let go.
+ * Without it every large broadcast allocates a buffer that lives until the next garbage
+ * collection, and a steady stream of them keeps tens of megabytes of garbage (V8 collects
+ * external memory lazily) and fragments the heap.
  *
- * A pooled buffer carries a reference count: 1 for its creator from {@link FramePool.acquire}
- * until {@link FramePool.release}, plus 1 per connection queue holding it (taken and given
- * back by the {@link Outbox}). Buffers not from the pool pass through untouched. Counts live
- * in a `WeakMap`, so a buffer lost with an abandoned connection is simply collected.
+ * A buffer from {@link FramePool.acquire} carries a reference count: 1 for its creator until
+ * {@link FramePool.release}, plus 1 per connection queue holding it (taken and given back by
+ * the {@link Outbox}). When the last reference goes, the buffer returns to the free lists,
+ * or, when it is too large to keep or the lists are full, is detached: its memory is freed
+ * at once instead of at the next collection (`ArrayBuffer.prototype.transfer(0)` releases
+ * the backing store; nothing else can hold a view of it, the counts say so). Buffers not
+ * from the pool pass through untouched. Counts live in a `WeakMap`, so a buffer lost with an
+ * abandoned connection is simply collected.
  *
  * @example
  * ```ts
@@ -42,7 +48,11 @@ export class FramePool {
 
   /** A buffer of `length` bytes (contents undefined) with one reference, the caller's. */
   acquire(length: number): Uint8Array {
-    if (length > POOL_MAX_FRAME) return new Uint8Array(length);
+    if (length > POOL_MAX_FRAME) {
+      const large = new ArrayBuffer(length);
+      this.#refs.set(large, 1);
+      return new Uint8Array(large);
+    }
     const size = Math.ceil(length / POOL_GRAIN) * POOL_GRAIN;
     const buf = this.#free.get(size)?.pop();
     if (buf !== undefined) {
@@ -73,7 +83,10 @@ export class FramePool {
     }
     this.#refs.delete(buf);
     const size = buf.byteLength;
-    if (this.#freeBytes + size > POOL_MAX_FREE) return;
+    if (size > POOL_MAX_FRAME || this.#freeBytes + size > POOL_MAX_FREE) {
+      buf.transfer(0);
+      return;
+    }
     let list = this.#free.get(size);
     if (list === undefined) {
       list = [];

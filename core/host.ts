@@ -154,8 +154,11 @@ export interface ConnectionHost<C> {
 export interface ConnectionUser {
   /** The connection is open. */
   opened(): void;
-  /** A complete message: a string for text, bytes for binary. */
-  receivedMessage(data: string | Uint8Array): void;
+  /**
+   * A complete message: a string for text, bytes for binary. `borrowed` bytes are a view
+   * valid only until this returns (a manager with `messageBuffers: "borrowed"`).
+   */
+  receivedMessage(data: string | Uint8Array, borrowed?: boolean): void;
   /** A ping arrived (the pong is already queued). */
   pinged(payload: Uint8Array): void;
   /** A pong arrived. */

@@ -523,9 +523,10 @@ export class WebSocket<T = unknown> extends EventTarget {
 
   /**
    * Hook: a complete message arrived. Default: the `message` handler, the `message` event,
-   * then the async iterator.
+   * then the async iterator. `borrowed` (a manager with `messageBuffers: "borrowed"`): the
+   * bytes are a view the manager reuses once this returns; the iterator gets a copy.
    */
-  receivedMessage(data: string | Uint8Array): void {
+  receivedMessage(data: string | Uint8Array, borrowed = false): void {
     const local = this.#local;
     const out = typeof data === "string" || local === null || !local.arrayBuffer
       ? data
@@ -533,7 +534,10 @@ export class WebSocket<T = unknown> extends EventTarget {
     this.#handlers()?.message?.(this, out);
     if (local === null) return;
     if (local.counts.message > 0) this.dispatchEvent(new MessageEvent("message", { data: out }));
-    local.queue?.push(out, typeof out === "string" ? out.length : out.byteLength);
+    const queue = local.queue;
+    if (queue === null) return;
+    const kept = borrowed && typeof out !== "string" ? out.slice(0) : out;
+    queue.push(kept, typeof kept === "string" ? kept.length : kept.byteLength);
   }
 
   /** Hook: a pong arrived. Default: the `pong` handler. */

@@ -44,9 +44,11 @@ import { OPCODE_CLOSE, OPCODE_PING, OPCODE_TEXT } from "./opcodes.ts";
 export interface FrameHandler {
   /**
    * A complete data message: a string for text, a `Uint8Array` for binary. Binary data is an
-   * owned, standalone copy (byte offset 0, its own `ArrayBuffer`), safe to keep.
+   * owned, standalone copy (byte offset 0, its own `ArrayBuffer`), safe to keep, unless
+   * `lent` is true (a parser with {@linkcode FrameParserOptions.lend}): then it is a view
+   * valid only until this call returns, to be read or copied before.
    */
-  onMessage(data: string | Uint8Array): void;
+  onMessage(data: string | Uint8Array, lent?: boolean): void;
   /** A ping; the payload (0–125 bytes) is an owned copy. */
   onPing(payload: Uint8Array): void;
   /** A pong; the payload (0–125 bytes) is an owned copy. */
@@ -160,6 +162,35 @@ export interface MessageBudget {
 }
 
 /**
+ * Where a parser that lends its binary messages ({@linkcode FrameParserOptions.lend}) gets
+ * the buffers it reassembles them in, and gives them back once the handler returns.
+ *
+ * @example A pool that keeps one free buffer per size
+ * ```ts
+ * import type { MessageBufferPool } from "./parser.ts";
+ *
+ * const free = new Map<number, Uint8Array>();
+ * const pool: MessageBufferPool = {
+ *   acquire: (length) => {
+ *     const kept = free.get(length);
+ *     free.delete(length);
+ *     return kept ?? new Uint8Array(length);
+ *   },
+ *   release: (buffer) => void free.set(buffer.length, buffer),
+ * };
+ * const a = pool.acquire(1024);
+ * pool.release(a);
+ * console.log(pool.acquire(1024) === a); // true
+ * ```
+ */
+export interface MessageBufferPool {
+  /** A buffer of exactly `length` bytes (contents undefined) that the parser holds. */
+  acquire(length: number): Uint8Array;
+  /** Gives back a buffer from {@linkcode MessageBufferPool.acquire}. */
+  release(buffer: Uint8Array): void;
+}
+
+/**
  * Options of {@linkcode FrameParser}.
  *
  * @example A client that accepts messages of up to 1 MiB
@@ -193,6 +224,15 @@ export interface FrameParserOptions {
   maxFragments?: number;
   /** Shared bound on the bytes held in incomplete messages; none by default. */
   budget?: MessageBudget | null;
+  /**
+   * Lend binary messages instead of giving them away: `onMessage` gets a view valid only
+   * until it returns (and `lent` true) — of the input when the message arrived whole in one
+   * push, of the inflater's output, or of a buffer from this pool, given back when
+   * `onMessage` returns. Saves an allocation and a copy per binary message, and the garbage
+   * a stream of large messages leaves until the engine collects external memory. Default
+   * null: every binary message is a fresh copy.
+   */
+  lend?: MessageBufferPool | null;
 }
 
 /**
@@ -340,6 +380,7 @@ export class FrameParser {
   readonly #maxMessageSize: number;
   readonly #maxFragments: number;
   readonly #budget: MessageBudget | null;
+  readonly #lend: MessageBufferPool | null;
   #finished = false;
   // Set by interrupt(): the push in progress returns after the current dispatch.
   #interrupted = false;
@@ -405,6 +446,7 @@ export class FrameParser {
     this.#maxMessageSize = maxMessageSize;
     this.#maxFragments = maxFragments;
     this.#budget = options.budget ?? null;
+    this.#lend = options.lend ?? null;
   }
 
   /**
@@ -503,9 +545,10 @@ export class FrameParser {
             p = e;
             handler.onMessage(text);
           } else if (b0 === 0x82) {
-            const data = buf.slice(p, e);
+            const lent = this.#lend !== null;
+            const data = lent ? buf.subarray(p, e) : buf.slice(p, e);
             p = e;
-            handler.onMessage(data);
+            handler.onMessage(data, lent);
           } else {
             this.#wholeFrame(b0, buf, p, e, handler);
             p = e;
@@ -655,11 +698,23 @@ export class FrameParser {
     this.#messageOpcode = 0;
     this.#messageLength = 0;
     this.#messageFrames = 0;
-    this.#binary = null;
+    if (this.#binary !== null) {
+      this.#free(this.#binary);
+      this.#binary = null;
+    }
     this.#text = "";
     this.#utf8Lead = 0;
     this.#utf8Value = 0;
     this.#utf8Need = 0;
+  }
+
+  /**
+   * Lets go of a reassembly buffer nobody else has seen: back to the pool when lending, else
+   * detached, which frees its memory now rather than at the next collection.
+   */
+  #free(buffer: Uint8Array): void {
+    if (this.#lend !== null) this.#lend.release(buffer);
+    else (buffer.buffer as ArrayBuffer).transfer(0);
   }
 
   #fail(handler: FrameHandler, code: number, reason: string): void {
@@ -893,14 +948,15 @@ export class FrameParser {
     if (!this.#hold(size, handler)) return false;
     let next: Uint8Array;
     try {
-      next = new Uint8Array(size);
+      next = this.#lend !== null ? this.#lend.acquire(size) : new Uint8Array(size);
     } catch {
       // Only reachable with a very large (or infinite) limit: the engine refused the size.
       this.#fail(handler, MESSAGE_TOO_BIG, `cannot allocate ${size} bytes for a message`);
       return false;
     }
-    if (current !== null && this.#messageLength !== 0) {
-      next.set(current.subarray(0, this.#messageLength));
+    if (current !== null) {
+      if (this.#messageLength !== 0) next.set(current.subarray(0, this.#messageLength));
+      this.#free(current);
     }
     this.#binary = next;
     return true;
@@ -1040,9 +1096,10 @@ export class FrameParser {
         this.#endMessage();
         handler.onMessage(text);
       } else {
-        const data = out.slice();
+        const lent = this.#lend !== null;
+        const data = lent ? out : out.slice();
         this.#endMessage();
-        handler.onMessage(data);
+        handler.onMessage(data, lent);
       }
       return;
     }
@@ -1058,14 +1115,23 @@ export class FrameParser {
     }
     const binary = this.#binary;
     const length = this.#messageLength;
+    this.#binary = null;
     this.#endMessage();
-    handler.onMessage(
-      binary === null
-        ? new Uint8Array(0)
-        : binary.length === length
-        ? binary
-        : binary.slice(0, length),
-    );
+    if (binary === null) {
+      handler.onMessage(new Uint8Array(0));
+    } else if (this.#lend !== null) {
+      try {
+        handler.onMessage(binary.length === length ? binary : binary.subarray(0, length), true);
+      } finally {
+        this.#lend.release(binary);
+      }
+    } else if (binary.length === length) {
+      handler.onMessage(binary);
+    } else {
+      const data = binary.slice(0, length);
+      this.#free(binary);
+      handler.onMessage(data);
+    }
   }
 
   /**

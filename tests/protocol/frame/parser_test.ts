@@ -9,6 +9,7 @@ import {
   FrameParser,
   type FrameParserOptions,
   FrameParserOptionsError,
+  type MessageBufferPool,
 } from "../../../protocol/frame/parser.ts";
 import { encodeCloseFrame, encodeFrame, encodeMessage } from "../../../protocol/frame/encoder.ts";
 import { FdwsError } from "../../../errors.ts";
@@ -43,8 +44,9 @@ class Recorder implements FrameHandler {
   #record(event: Event): void {
     this.events.push(this.#done ? ["late", event[0]] : event);
   }
-  onMessage(data: string | Uint8Array): void {
-    this.#record(["message", data]);
+  onMessage(data: string | Uint8Array, lent?: boolean): void {
+    // A lent view is valid only during this call.
+    this.#record(["message", lent === true && typeof data !== "string" ? data.slice() : data]);
   }
   onPing(payload: Uint8Array): void {
     this.#record(["ping", payload]);
@@ -134,6 +136,25 @@ function randomSizes(total: number, rnd: () => number, largest = Math.max(1, tot
   return sizes;
 }
 
+/**
+ * A pool that checks the lending contract: each buffer is given back once, and what comes
+ * back is poisoned, so a parser that reused a buffer it had released would deliver garbage.
+ */
+class CheckingPool implements MessageBufferPool {
+  readonly out = new Set<Uint8Array>();
+  acquired = 0;
+  acquire(length: number): Uint8Array {
+    const buffer = new Uint8Array(length);
+    this.out.add(buffer);
+    this.acquired++;
+    return buffer;
+  }
+  release(buffer: Uint8Array): void {
+    assert.ok(this.out.delete(buffer), "a buffer given back twice or never lent");
+    buffer.fill(0xee);
+  }
+}
+
 const SERVER: FrameParserOptions = { role: "server" };
 const CLIENT: FrameParserOptions = { role: "client" };
 
@@ -152,7 +173,8 @@ function run(
   options: FrameParserOptions,
   rnd?: () => number,
 ): Outcome {
-  const parser = new FrameParser(options);
+  const pool = options.lend === undefined ? null : new CheckingPool();
+  const parser = new FrameParser(pool === null ? options : { ...options, lend: pool });
   const recorder = new Recorder();
   const input = bytes.slice(); // push() may unmask in place
   let pos = 0;
@@ -177,6 +199,9 @@ function run(
     if (!more) ended = true;
   }
   assert.equal(pos, bytes.length);
+  if (pool !== null) {
+    assert.ok(pool.out.size <= (parser.idle || parser.finished ? 0 : 1), "lent buffers kept");
+  }
   return { events: recorder.events, finished: parser.finished };
 }
 
@@ -210,6 +235,14 @@ function feed(bytes: Uint8Array, options: FrameParserOptions = SERVER, config: F
   for (let seed = 1; seed <= seeds; seed++) {
     const rnd = mulberry32(seed * 7919 + bytes.length);
     check(run(bytes, randomSizes(bytes.length, rnd, config.largest), options, rnd), `seed ${seed}`);
+  }
+  // A parser that lends its messages (each run gets a checking pool) sees the same events.
+  const lending: FrameParserOptions = { ...options, lend: null };
+  check(run(bytes, bytes.length === 0 ? [] : [bytes.length], lending), "whole, lending");
+  for (let seed = 1; seed <= Math.min(seeds, 2); seed++) {
+    const rnd = mulberry32(seed * 104729 + bytes.length);
+    const sizes = randomSizes(bytes.length, rnd, config.largest);
+    check(run(bytes, sizes, lending, rnd), `seed ${seed}, lending`);
   }
   return whole.events;
 }
@@ -1431,6 +1464,108 @@ Deno.test("parser: delivered data is an owned, standalone copy", () => {
     assert.equal(payload.byteOffset, 0);
     assert.equal(payload.buffer.byteLength, 1000);
   }
+});
+
+Deno.test("parser: lending hands over views and gives every buffer back", async (t) => {
+  /** A handler that checks each message while it is lent and notes what the pool holds. */
+  const watch = (pool: CheckingPool) => {
+    const seen: { data: Uint8Array; lent: boolean; out: number; buffer: ArrayBufferLike }[] = [];
+    const handler: FrameHandler = {
+      onMessage(data, lent) {
+        const bytes = data as Uint8Array;
+        seen.push({
+          data: bytes.slice(),
+          lent: lent === true,
+          out: pool.out.size,
+          buffer: bytes.buffer,
+        });
+      },
+      onPing() {},
+      onPong() {},
+      onClose() {},
+      onFail() {},
+    };
+    return { seen, handler };
+  };
+
+  await t.step("a message whole in one push is a view of the input", () => {
+    const pool = new CheckingPool();
+    const { seen, handler } = watch(pool);
+    const input = concat(frame(0x2, filled(300)), frame(0x2, filled(70_000)));
+    new FrameParser({ ...SERVER, lend: pool }).push(input, 0, input.length, handler);
+    assert.equal(seen.length, 2);
+    for (const m of seen) {
+      assert.equal(m.lent, true);
+      assert.equal(m.buffer, input.buffer, "no copy");
+    }
+    assertEvents([msg(seen[0].data), msg(seen[1].data)], [msg(filled(300)), msg(filled(70_000))]);
+    assert.equal(pool.acquired, 0);
+  });
+
+  await t.step("a message across pushes is lent from the pool and given back after", () => {
+    const pool = new CheckingPool();
+    const { seen, handler } = watch(pool);
+    const parser = new FrameParser({ ...SERVER, lend: pool });
+    const input = frame(0x2, filled(70_000));
+    parser.push(input, 0, 1000, handler);
+    parser.push(input, 1000, input.length, handler);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].lent, true);
+    assert.equal(seen[0].out, 1, "held while the handler runs");
+    assertEvents([msg(seen[0].data)], [msg(filled(70_000))]);
+    assert.equal(pool.out.size, 0, "given back when it returned");
+  });
+
+  await t.step("fragments grow through the pool; outgrown buffers go back at once", () => {
+    const pool = new CheckingPool();
+    const { seen, handler } = watch(pool);
+    const parser = new FrameParser({ ...SERVER, lend: pool });
+    const input = encodeMessage(filled(100_000), { mask: true, fragmentSize: 5000 });
+    for (let at = 0; at < input.length; at += 3000) {
+      parser.push(input, at, Math.min(at + 3000, input.length), handler);
+      assert.ok(pool.out.size <= 1, "one buffer per message in progress");
+    }
+    assertEvents([msg(seen[0].data)], [msg(filled(100_000))]);
+    assert.ok(pool.acquired > 1);
+    assert.equal(pool.out.size, 0);
+  });
+
+  await t.step("a throwing handler still gives the buffer back", () => {
+    const pool = new CheckingPool();
+    const parser = new FrameParser({ ...SERVER, lend: pool });
+    const input = frame(0x2, filled(5000));
+    const handler: FrameHandler = {
+      onMessage() {
+        throw new Error("boom");
+      },
+      onPing() {},
+      onPong() {},
+      onClose() {},
+      onFail() {},
+    };
+    parser.push(input, 0, 100, handler);
+    assert.throws(() => parser.push(input, 100, input.length, handler), /boom/);
+    assert.equal(pool.out.size, 0);
+  });
+
+  await t.step("a message dropped half way (failure, reset) gives its buffer back", () => {
+    for (const end of ["fail", "reset"] as const) {
+      const pool = new CheckingPool();
+      const recorder = new Recorder();
+      const parser = new FrameParser({ ...SERVER, lend: pool });
+      const first = frame(0x2, filled(9000), { fin: false });
+      parser.push(first, 0, first.length, recorder);
+      assert.equal(pool.out.size, 1);
+      if (end === "fail") {
+        const bad = frame(0x1, "x"); // a new message inside a fragmented one: 1002
+        parser.push(bad, 0, bad.length, recorder);
+        assertEvents(recorder.events, [fail(1002)]);
+      } else {
+        parser.reset();
+      }
+      assert.equal(pool.out.size, 0, end);
+    }
+  });
 });
 
 Deno.test("parser: finished, reset and re-entrancy", async (t) => {
