@@ -645,8 +645,9 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     conn.attach(this.#host);
     this.#insert(conn);
     this.stats.opened++;
-    // The handshake response goes out first, ahead of anything opened() sends.
-    if (preface !== null) this.#outbox.pushChunk(conn, preface);
+    // The handshake response goes out first, ahead of anything opened() sends; copied, so
+    // the server may build every answer in one scratch buffer.
+    if (preface !== null) this.#outbox.pushFrame(conn, preface);
     try {
       conn.user.opened();
     } catch (err) {

@@ -250,11 +250,14 @@ export class Outbox<C extends OutboxConnection> {
     big.length = 0;
   }
 
-  /** Queues a small ready-made frame (control frames): copied into the arena when it fits. */
+  /**
+   * Queues a copy of small ready-made bytes (control frames, the handshake answer): in the
+   * arena when they fit, so the caller may reuse its buffer at once.
+   */
   pushFrame(conn: C, frame: Uint8Array): void {
     const at = this.alloc(frame.length);
     if (at < 0) {
-      this.pushChunk(conn, frame);
+      this.pushChunk(conn, frame.slice());
       return;
     }
     this.arena.set(frame, at);

@@ -9,7 +9,8 @@
 import type { IoLoop, PollTarget } from "../core/io_loop.ts";
 import { Interest, Ready } from "../poller/poller.ts";
 import { buildErrorResponse } from "../protocol/handshake/server.ts";
-import { HttpRequestParser, type ParsedRequest } from "../protocol/http/request.ts";
+import type { HttpRequestParser, ParsedRequest } from "../protocol/http/request.ts";
+import type { RequestParsers } from "./request_parsers.ts";
 import {
   HANDSHAKE_DONE,
   HANDSHAKE_FAILED,
@@ -38,8 +39,8 @@ export type Phase =
 export interface HttpConnectionOwner {
   /** The loop that watches the connection. */
   readonly loop: IoLoop;
-  /** Largest request head; larger ones get 431. */
-  readonly maxHeaderBytes: number;
+  /** Request-head parsers (their limit: larger heads get 431). */
+  readonly parsers: RequestParsers;
   /** Time the client has for the transport handshake and its request (ms). */
   readonly handshakeTimeout: number;
   /** A complete request head arrived. */
@@ -204,15 +205,19 @@ export class HttpConnection implements PollTarget {
   }
 
   #parse(buf: Uint8Array, n: number): void {
-    const parser = this.#parser ??
-      (this.#parser = new HttpRequestParser({ maxHeaderBytes: this.#owner.maxHeaderBytes }));
-    const r = parser.push(buf, 0, n);
-    if (r.kind === "incomplete") return;
-    if (r.kind === "error") {
-      this.respond(buildErrorResponse(r.status, { body: r.message }), r.status);
+    const parsers = this.#owner.parsers;
+    const own = this.#parser;
+    const r = (own ?? parsers.shared).push(buf, 0, n);
+    if (r.kind === "incomplete") {
+      if (own === null) this.#parser = parsers.take();
       return;
     }
     this.#parser = null;
+    if (r.kind === "error") {
+      if (own === null) parsers.recover();
+      this.respond(buildErrorResponse(r.status, { body: r.message }), r.status);
+      return;
+    }
     this.#request = r.request;
     this.leftover = r.consumed < n ? buf.slice(r.consumed, n) : null;
     this.#owner.request(this, r.request);

@@ -33,11 +33,11 @@ import {
   buildUpgradeResponse,
   selectProtocol,
   serializeResponse,
+  UPGRADE_ANSWER_LENGTH,
   validateUpgrade,
 } from "../protocol/handshake/server.ts";
 import {
   bodyFraming,
-  HttpRequestParser,
   isUpgradeRequest,
   type ParsedRequest,
   toRequest,
@@ -52,6 +52,7 @@ import {
 } from "../transport/tls/server_context.ts";
 import type { Transport } from "../transport/transport.ts";
 import { HttpConnection, type HttpConnectionOwner } from "./http_connection.ts";
+import { RequestParsers } from "./request_parsers.ts";
 import { ListenerTarget } from "./listener.ts";
 import { groupPrometheusText, prometheusText } from "./metrics.ts";
 import type { ServerStats } from "./server_stats.ts";
@@ -237,9 +238,8 @@ export class Server<T = unknown> {
    * @param options See {@link ServeOptions}.
    */
   constructor(options: ServeOptions<T>) {
-    const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
-    // Checked here, once: the parser of every accepted connection is built from it.
-    new HttpRequestParser({ maxHeaderBytes });
+    // Checked here, once (HandshakeError): the parsers of every connection are built from it.
+    const parsers = new RequestParsers(options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES);
     const deflate = options.perMessageDeflate ?? false;
     this.#deflate = deflate === false
       ? null
@@ -279,7 +279,7 @@ export class Server<T = unknown> {
     this.#loop = loop;
     this.#owner = {
       loop,
-      maxHeaderBytes,
+      parsers,
       handshakeTimeout: options.handshakeTimeout ?? 10_000,
       request: (conn, req) => this.#onRequest(conn, req),
       body: (conn, req, body) => this.#runFetch(conn, req, body),
@@ -832,7 +832,7 @@ export class Server<T = unknown> {
         protocol: opts.protocol ?? null,
         headers: opts.headers,
         extensions: deflate?.response ?? null,
-      });
+      }, answerScratch);
     } catch (err) {
       this.#loop.reportError(err);
       conn.respond(buildErrorResponse(500, { body: "invalid upgrade response" }), 500);
@@ -919,6 +919,12 @@ function metricsResponse(text: string): Uint8Array {
   out.set(body, head.length);
   return out;
 }
+
+/**
+ * Where the common `101` answer is built: the manager copies it into its outbox before
+ * `#accept` returns, so one buffer serves every handshake of this thread.
+ */
+const answerScratch = new Uint8Array(UPGRADE_ANSWER_LENGTH);
 
 /**
  * Request targets and header texts kept by connections, shared when equal: most clients

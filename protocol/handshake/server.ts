@@ -315,6 +315,21 @@ const UPGRADE_HEAD = new TextEncoder().encode(
   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
     "Sec-WebSocket-Accept: ",
 );
+
+/**
+ * Length of the common `101` answer (no subprotocol, extra headers or extensions): the
+ * size of a scratch buffer for {@linkcode buildUpgradeResponse}.
+ *
+ * @example
+ * ```ts
+ * import { buildUpgradeResponse, UPGRADE_ANSWER_LENGTH } from "./server.ts";
+ *
+ * const scratch = new Uint8Array(UPGRADE_ANSWER_LENGTH);
+ * const answer = buildUpgradeResponse({ key: "dGhlIHNhbXBsZSBub25jZQ==" }, scratch);
+ * console.log(answer === scratch); // true
+ * ```
+ */
+export const UPGRADE_ANSWER_LENGTH: number = UPGRADE_HEAD.length + 28 + 4;
 const CRLF_CRLF = new Uint8Array([13, 10, 13, 10]);
 
 const UPGRADE_RESERVED: ReadonlySet<string> = new Set([
@@ -345,11 +360,18 @@ const UPGRADE_RESERVED: ReadonlySet<string> = new Set([
  * ```
  *
  * @param options Key, chosen protocol and extra headers.
+ * @param scratch Where the common answer (no protocol, headers or extensions) is written
+ * when given, of {@linkcode UPGRADE_ANSWER_LENGTH} bytes: the result is then `scratch`
+ * itself, valid until the caller reuses it. A server
+ * answering thousands of handshakes a second keeps one instead of a buffer per answer.
  * @returns The response head.
  * @throws {HandshakeError} `INVALID_KEY`, `INVALID_PROTOCOL`, `PROTOCOL_NOT_OFFERED`,
  * `HEADER_INJECTION`, `INVALID_HEADER` or `RESERVED_HEADER`.
  */
-export function buildUpgradeResponse(options: UpgradeResponseOptions): Uint8Array {
+export function buildUpgradeResponse(
+  options: UpgradeResponseOptions,
+  scratch?: Uint8Array,
+): Uint8Array {
   const { key, protocol } = options;
   if (!isValidKey(key)) {
     throw new HandshakeError("INVALID_KEY", "Sec-WebSocket-Key must be base64 of 16 bytes");
@@ -360,7 +382,9 @@ export function buildUpgradeResponse(options: UpgradeResponseOptions): Uint8Arra
     extensions === null
   ) {
     // The common answer: a fixed head around the 28-byte accept key, built in one buffer.
-    const out = new Uint8Array(UPGRADE_HEAD.length + 28 + 4);
+    const out = scratch !== undefined && scratch.length === UPGRADE_ANSWER_LENGTH
+      ? scratch
+      : new Uint8Array(UPGRADE_ANSWER_LENGTH);
     out.set(UPGRADE_HEAD);
     const n = writeAccept(key, out, UPGRADE_HEAD.length);
     out.set(CRLF_CRLF, UPGRADE_HEAD.length + n);

@@ -391,6 +391,15 @@ export class HeadScanner {
   #empty = 0;
   #fields: HeaderField[] = [];
   #error: HeadError | null = null;
+  /**
+   * During a push that holds a whole ASCII head from its first byte (nearly every request
+   * and response): the head decoded once, and where it starts in that push's buffer.
+   * Names and values are slices of it: one decode per head instead of one per value,
+   * which was most of the garbage a handshake left.
+   */
+  #text: string | null = null;
+  #textBuf: Uint8Array | null = null;
+  #textFrom = 0;
 
   /**
    * Creates a scanner for one connection.
@@ -427,6 +436,49 @@ export class HeadScanner {
    */
   push(buf: Uint8Array, start: number, end: number): number {
     if (this.#error !== null) return SCAN_ERROR;
+    if (this.#seen === 0 && this.#lineLen === 0 && !this.#started) {
+      this.#decodeWhole(buf, start, end);
+    }
+    const n = this.#scan(buf, start, end);
+    this.#text = null;
+    this.#textBuf = null;
+    return n;
+  }
+
+  /**
+   * The string of `arr[from, to)`, a slice of the head decoded at once when `arr` is the
+   * buffer of that push (for the start-line handler too).
+   *
+   * @param arr The bytes a field or start line was found in.
+   * @param from First index.
+   * @param to End index (exclusive).
+   * @returns The decoded (ISO-8859-1) string.
+   */
+  decode(arr: Uint8Array, from: number, to: number): string {
+    const text = this.#text;
+    if (text !== null && arr === this.#textBuf) {
+      return text.slice(from - this.#textFrom, to - this.#textFrom);
+    }
+    return decodeLatin1(arr, from, to);
+  }
+
+  /** Decodes `buf[start, ...)` at once when it holds a whole ASCII head within the limit. */
+  #decodeWhole(buf: Uint8Array, start: number, end: number): void {
+    const stop = Math.min(end, start + this.#max) - 3;
+    for (let i = start; i < stop; i++) {
+      const b = buf[i];
+      if (b >= 0x80) return;
+      if (b === CR && buf[i + 1] === LF && buf[i + 2] === CR && buf[i + 3] === LF) {
+        if (i === start) return;
+        this.#text = asciiDecoder.decode(buf.subarray(start, i));
+        this.#textBuf = buf;
+        this.#textFrom = start;
+        return;
+      }
+    }
+  }
+
+  #scan(buf: Uint8Array, start: number, end: number): number {
     let lineStart = start;
     let cr = this.#cr;
     const budget = this.#max - this.#seen;
@@ -579,14 +631,14 @@ export class HeadScanner {
     if (j === from) return { status: 400, message: "empty header field name" };
     let name = knownName(arr, from, j);
     if (name === null) {
-      name = decodeLatin1(arr, from, j);
+      name = this.decode(arr, from, j);
       if (upper) name = name.toLowerCase();
     }
     let s = j + 1;
     let e = to;
     while (s < e && (arr[s] === SP || arr[s] === HTAB)) s++;
     while (e > s && (arr[e - 1] === SP || arr[e - 1] === HTAB)) e--;
-    this.#fields.push([name, decodeLatin1(arr, s, e)]);
+    this.#fields.push([name, this.decode(arr, s, e)]);
     return null;
   }
 }

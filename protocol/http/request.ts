@@ -10,7 +10,6 @@
  */
 
 import {
-  decodeLatin1,
   DEFAULT_MAX_HEADER_BYTES,
   type HeaderField,
   HeaderList,
@@ -255,8 +254,9 @@ export class HttpRequestParser {
       };
     }
     if (hash) return bad("request-target must not contain a fragment");
-    const method = decodeLatin1(a, from, methodEnd);
-    const target = decodeLatin1(a, targetStart, targetEnd);
+    const scanner = this.#scanner;
+    const method = scanner.decode(a, from, methodEnd);
+    const target = scanner.decode(a, targetStart, targetEnd);
     const formError = checkTargetForm(method, target);
     if (formError !== null) return bad(formError);
     this.#method = method;

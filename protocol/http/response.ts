@@ -7,7 +7,6 @@
  */
 
 import {
-  decodeLatin1,
   DEFAULT_MAX_HEADER_BYTES,
   type HeaderField,
   HeaderList,
@@ -198,7 +197,7 @@ export class HttpResponseParser {
     }
     this.#version = a[i + 7] === 0x30 ? "1.0" : "1.1";
     this.#status = status;
-    this.#reason = len > 13 ? decodeLatin1(a, i + 13, to) : "";
+    this.#reason = len > 13 ? this.#scanner.decode(a, i + 13, to) : "";
     return null;
   }
 }

@@ -8,6 +8,7 @@ import {
   reasonPhrase,
   selectProtocol,
   serializeResponse,
+  UPGRADE_ANSWER_LENGTH,
   type UpgradeResult,
   validateUpgrade,
   WEBSOCKET_GUID,
@@ -437,6 +438,20 @@ Deno.test("buildUpgradeResponse", async (t) => {
       `Connection: Upgrade\r\nSec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n\r\n`;
     assert.equal(text(buildUpgradeResponse({ key: SAMPLE_KEY })), expected);
     assert.equal(text(buildUpgradeResponse({ key: SAMPLE_KEY, protocol: null })), expected);
+  });
+
+  await t.step("the common answer goes into a scratch buffer of its length, reused", () => {
+    const scratch = new Uint8Array(UPGRADE_ANSWER_LENGTH);
+    const first = buildUpgradeResponse({ key: SAMPLE_KEY }, scratch);
+    assert.equal(first, scratch);
+    assert.equal(text(first), text(buildUpgradeResponse({ key: SAMPLE_KEY })));
+    const other = "x3JJHMbDL1EzLkh9GBhXDw==";
+    assert.equal(buildUpgradeResponse({ key: other }, scratch), scratch);
+    assert.match(text(scratch), new RegExp(`Sec-WebSocket-Accept: ${acceptKey(other)}\r\n`));
+    // Any other answer, or a scratch of the wrong size, is a fresh buffer.
+    assert.notEqual(buildUpgradeResponse({ key: SAMPLE_KEY, protocol: "chat" }, scratch), scratch);
+    const small = new Uint8Array(8);
+    assert.notEqual(buildUpgradeResponse({ key: SAMPLE_KEY }, small), small);
   });
 
   await t.step("extra headers in every shape, order and repeats kept", () => {
