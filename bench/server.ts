@@ -154,6 +154,8 @@ if (statsInterval > 0) {
         messagesOut: s.messagesOut,
         slowConsumers: s.slowConsumers,
         protocolErrors: s.protocolErrors,
+        heapTrims: s.heapTrims,
+        heapTrimSeconds: s.heapTrimSeconds,
       })
     }`);
   }, statsInterval);

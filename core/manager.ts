@@ -11,6 +11,8 @@
 import { FdwsError } from "../errors.ts";
 import { BasePoller } from "../poller/base.ts";
 import { IdleSpin, SPIN_MS } from "./idle_spin.ts";
+import { HEAP_TRIM_MS, HeapTrimmer } from "./heap_trim.ts";
+import { libc } from "../ffi/libc.ts";
 import { createPoller } from "../poller/default.ts";
 import { Events, Interest, type Poller, type PollerKind } from "../poller/poller.ts";
 import { encodeCloseFrame, encodeControlFrame, encodeFrame } from "../protocol/frame/encoder.ts";
@@ -78,6 +80,13 @@ export interface ManagerOptions<T = unknown> {
    * in 64 KiB messages: see "Memory under load" in the README).
    */
   messageBuffers?: "owned" | "borrowed";
+  /**
+   * Give memory the C heap freed back to the system at most this often (ms) while the loop
+   * works, and this long after a burst; 0 disables. Default 1,000. Only where the C library
+   * keeps freed memory (glibc's `malloc_trim`; elsewhere nothing to do). See
+   * `core/heap_trim.ts`.
+   */
+  heapTrimInterval?: number;
   /** Send a ping to connections quiet for this long (ms); 0 disables. Default 30,000. */
   pingInterval?: number;
   /** Terminate connections that sent nothing (not even a pong) for this long (ms); 0 disables. Default 60,000. */
@@ -198,6 +207,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
   readonly #table: (Conn<T> | PollTarget | undefined)[] = [];
   readonly #topics = new TopicTree<Conn<T>>();
   readonly #timers: Timers<Conn<T>>;
+  readonly #heapTrim: HeapTrimmer;
   readonly #targets = new Set<PollTarget>();
   readonly #macrotasks = new MacrotaskQueue();
   readonly #readBuffer = new Uint8Array(new ArrayBuffer(READ_LEN));
@@ -269,6 +279,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     this.#limit = options.backpressureLimit ?? 16 * 1024 * 1024;
     this.#policy = options.backpressurePolicy ?? "close";
     this.#publishToSelf = options.publishToSelf ?? false;
+    const trimEvery = options.heapTrimInterval ?? HEAP_TRIM_MS;
+    if (!(trimEvery >= 0 && trimEvery < Infinity)) {
+      throw new ManagerError("INVALID_OPTION", "heapTrimInterval must be a finite number >= 0");
+    }
+    this.#heapTrim = new HeapTrimmer(trimEvery, trimEvery > 0 ? libc().mallocTrim : null);
     this.#timers = new Timers({
       pingInterval: options.pingInterval ?? 30_000,
       idleTimeout: options.idleTimeout ?? 60_000,
@@ -1128,9 +1143,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
           this.#parked = true;
           const parkedAt = performance.now();
           try {
-            n = await waitIdle(
-              this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets),
-            );
+            n = await waitIdle(this.#waitTimeout());
           } finally {
             this.#parked = false;
           }
@@ -1155,11 +1168,26 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         this.#endTick();
         recordTick(this.stats.ticks, (performance.now() - now) / 1000);
         if (this.#timers.due(this.#clock)) this.#housekeeping();
+        const trim = this.#heapTrim;
+        if (n > 0) trim.touch(this.#clock);
+        if (trim.maybeRun(this.#clock)) {
+          this.stats.heapTrims = trim.trims;
+          this.stats.heapTrimSeconds = trim.trimMs / 1000;
+        }
       }
     } finally {
       this.#inTick = false;
       this.#teardown();
     }
+  }
+
+  /** How long the loop may park (ms, -1 for no limit): until a timer or a heap trim is due. */
+  #waitTimeout(): number {
+    const timeout = this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets);
+    const trimAt = this.#heapTrim.deadline();
+    if (trimAt === Infinity) return timeout;
+    const untilTrim = Math.max(1, trimAt - this.#clock);
+    return timeout < 0 ? untilTrim : Math.min(timeout, untilTrim);
   }
 
   /** Reads the connections that asked to be read without waiting for readiness. */

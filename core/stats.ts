@@ -40,6 +40,10 @@ export interface ManagerStats {
   protocolErrors: number;
   /** Callbacks that threw. */
   callbackErrors: number;
+  /** Times freed C heap memory was given back to the system (see `heapTrimInterval`). */
+  heapTrims: number;
+  /** Seconds those took, summed. */
+  heapTrimSeconds: number;
   /** How long the loop's ticks took (reading, dispatching, writing). */
   ticks: TickHistogram;
 }
@@ -108,6 +112,8 @@ export function createStats(): ManagerStats {
     idleTimeouts: 0,
     protocolErrors: 0,
     callbackErrors: 0,
+    heapTrims: 0,
+    heapTrimSeconds: 0,
     ticks: { count: 0, sum: 0, max: 0, counts: new Array(TICK_BUCKETS.length + 1).fill(0) },
   };
 }

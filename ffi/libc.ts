@@ -11,6 +11,7 @@ import {
   FCNTL_APPLE_ARM64_SYMBOLS,
   FCNTL_SYMBOLS,
   FREEBSD_SYMBOLS,
+  GLIBC_MALLOC_SYMBOLS,
   LINUX_SYMBOLS,
   variadicOnStack,
 } from "./symbols.ts";
@@ -39,6 +40,12 @@ export interface Libc {
    * (F_GETFL, F_GETFD) take 0. Returns what fcntl returns; errno is left untouched.
    */
   readonly fcntl: (fd: number, cmd: number, arg: number) => number;
+  /**
+   * glibc's `malloc_trim(0)`: returns the free pages of every malloc arena to the system
+   * (how many were returned is not reported). Null where it does not exist (musl, macOS,
+   * FreeBSD, whose allocators give memory back on their own).
+   */
+  readonly mallocTrim: (() => void) | null;
   /** Constants of this system. */
   readonly c: Constants;
   /** Pointer to this thread's errno. */
@@ -91,6 +98,16 @@ export function bindFcntlShaped(
   return (a, b, arg) => f(a, b, BigInt(arg));
 }
 
+/** `malloc_trim(0)` of the C library at `path`, or null when it has none. */
+function bindMallocTrim(path: string): (() => void) | null {
+  try {
+    const trim = Deno.dlopen(path, GLIBC_MALLOC_SYMBOLS).symbols.malloc_trim;
+    return () => void trim(0n);
+  } catch {
+    return null;
+  }
+}
+
 let instance: Libc | null = null;
 
 /**
@@ -134,6 +151,7 @@ export function libc(): Libc {
     bsd,
     accept4: linux?.accept4 ?? fbsd?.accept4 ?? null,
     pipe2: linux?.pipe2 ?? fbsd?.pipe2 ?? null,
+    mallocTrim: os === "linux" ? bindMallocTrim(path) : null,
     fcntl,
     c,
     errnoView: new Deno.UnsafePointerView(errnoPtr),

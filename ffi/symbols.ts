@@ -144,6 +144,15 @@ export const LINUX_SYMBOLS = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+/**
+ * glibc's allocator control, bound on its own: a C library without it (musl) still serves
+ * everything else.
+ */
+export const GLIBC_MALLOC_SYMBOLS = {
+  /** Gives the free memory of every malloc arena back to the system (`pad` bytes kept). */
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
 /** Symbols of the BSD family (macOS, FreeBSD). */
 export const BSD_SYMBOLS = {
   __error: { parameters: [], result: "pointer" },

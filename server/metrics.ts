@@ -253,6 +253,20 @@ function writeFamilies(out: string[], nodes: Labelled[]): void {
   );
   family(
     out,
+    "fdws_heap_trims_total",
+    "counter",
+    "Times freed C heap memory was given back to the system.",
+    each((s) => s.manager.heapTrims),
+  );
+  family(
+    out,
+    "fdws_heap_trim_seconds_total",
+    "counter",
+    "Time spent giving freed C heap memory back to the system.",
+    each((s) => s.manager.heapTrimSeconds),
+  );
+  family(
+    out,
     "fdws_accepted_total",
     "counter",
     "TCP connections accepted.",
