@@ -74,9 +74,7 @@ export class HeapTrimmer {
     this.trimMs += took;
     this.#last = now;
     this.#due = Infinity;
-    this.#interval = took > SLOW_TRIM_MS
-      ? Math.min(this.#interval * 2, MAX_TRIM_MS)
-      : this.#base;
+    this.#interval = took > SLOW_TRIM_MS ? Math.min(this.#interval * 2, MAX_TRIM_MS) : this.#base;
     return true;
   }
 }
