@@ -27,13 +27,13 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array, what: string): vo
 serverTest(
   'messageBuffers "borrowed": echoes and iterated messages stay exact (plain and deflate)',
   async (poller) => {
-    for (const deflate of [false, true]) {
+    for (const deflate of [false, "shared", "dedicated"] as const) {
       const kept: Uint8Array[] = [];
       let views = 0;
       await withServer({
         poller,
         messageBuffers: "borrowed",
-        perMessageDeflate: deflate,
+        perMessageDeflate: deflate === false ? false : { mode: deflate },
         websocket: {
           async open(ws) {
             if (!ws.url.endsWith("/keep")) return;
