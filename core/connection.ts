@@ -116,6 +116,8 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
   qHead = 0;
   /** Outbox: bytes held in `q`. */
   qBytes = 0;
+  /** Outbox: the buffer the last chunk of `q` grows in, or null. */
+  qTail: Uint8Array | null = null;
   /** Loop-clock time of the last byte received. */
   lastSeen = 0;
   /** Index in the host's connection list. */

@@ -7,7 +7,10 @@
  * A broadcast therefore costs one encode and, per recipient, a couple of field updates
  * and one system call (one TLS write) for everything it got in that tick. Bytes the
  * transport did not take are copied into the connection's own queue (only then), and
- * write interest is asked for only while such bytes exist.
+ * write interest is asked for only while such bytes exist. A connection that keeps
+ * waiting gathers those copies in a few pooled buffers sized to its backlog, not a buffer
+ * per tick: a stalled reader of a 1 KiB broadcast at 100 messages/s held its 16 MiB
+ * backlog in 16,000 small buffers, 4 times the bytes in resident memory.
  *
  * @module
  */
@@ -33,6 +36,11 @@ export interface OutboxConnection {
   qHead: number;
   /** Unwritten bytes held in `q`. */
   qBytes: number;
+  /**
+   * The pooled buffer the last chunk of `q` is a view of, while more copied bytes may be
+   * appended to it (see {@link Outbox}); null otherwise.
+   */
+  qTail: Uint8Array | null;
   /** In this tick's flush list. */
   dirty: boolean;
   /** The kernel buffer was full: waiting for writability before writing again. */
@@ -82,6 +90,9 @@ export const ARENA_FRAME_LIMIT = 64 * 1024;
  */
 export const FRAGMENT_PAYLOAD = 256 * 1024 - 16;
 const ARENA_SIZE = 1024 * 1024;
+/** Smallest and largest buffer that copies for a waiting connection are gathered in. */
+const TAIL_MIN = 4 * 1024;
+const TAIL_MAX = 256 * 1024;
 const utf8 = new TextEncoder();
 
 /**
@@ -268,7 +279,7 @@ export class Outbox<C extends OutboxConnection> {
   pushRange(conn: C, start: number, end: number): void {
     if (conn.q !== null) {
       // Already queueing (blocked, or holding an earlier chunk): keep order by copying.
-      this.#append(conn, this.arena.slice(start, end));
+      this.#appendCopy(conn, start, end);
       return;
     }
     if (conn.dirty) {
@@ -277,7 +288,7 @@ export class Outbox<C extends OutboxConnection> {
         return;
       }
       this.#materialize(conn);
-      this.#append(conn, this.arena.slice(start, end));
+      this.#appendCopy(conn, start, end);
       return;
     }
     conn.rs = start;
@@ -295,6 +306,7 @@ export class Outbox<C extends OutboxConnection> {
     if (conn.rs !== conn.re) this.#materialize(conn);
     framePool.retain(chunk);
     this.#append(conn, chunk);
+    conn.qTail = null;
     if (!conn.dirty) {
       conn.dirty = true;
       this.#dirty.push(conn);
@@ -332,6 +344,7 @@ export class Outbox<C extends OutboxConnection> {
       need -= part;
     }
     for (let i = keepFirst ? 1 : 0; i < q.length; i++) framePool.release(q[i]);
+    conn.qTail = null;
     if (keepFirst) {
       q.length = 1;
       q.push(close);
@@ -348,6 +361,7 @@ export class Outbox<C extends OutboxConnection> {
     const q = conn.q;
     if (q !== null) { for (const chunk of q) framePool.release(chunk); }
     conn.q = null;
+    conn.qTail = null;
     conn.qHead = 0;
     conn.qBytes = 0;
     conn.partial = false;
@@ -409,7 +423,46 @@ export class Outbox<C extends OutboxConnection> {
     const start = conn.rs;
     const end = conn.re;
     conn.rs = conn.re = 0;
-    if (start !== end) this.#append(conn, this.arena.slice(start, end));
+    if (start !== end) this.#appendCopy(conn, start, end);
+  }
+
+  /**
+   * Queues a copy of the arena bytes [start, end) for `conn`. The first copy of a queue is
+   * a buffer of its own size (most waits are short); later ones go into the queue's open
+   * tail, a pooled buffer of 4 to 256 KiB sized to the backlog, while they fit. With TLS
+   * the first chunk never grows: a write that would block is retried with the same bytes.
+   */
+  #appendCopy(conn: C, start: number, end: number): void {
+    const len = end - start;
+    const q = conn.q;
+    if (q === null) {
+      conn.q = [this.arena.slice(start, end)];
+      conn.qBytes += len;
+      return;
+    }
+    const bytes = this.arena.subarray(start, end);
+    const tail = conn.qTail;
+    const last = q.length - 1;
+    if (tail !== null && (last > 0 || conn.transport.kind === "tcp")) {
+      const fill = q[last].length;
+      if (fill + len <= tail.length) {
+        tail.set(bytes, fill);
+        q[last] = tail.subarray(0, fill + len);
+        conn.qBytes += len;
+        return;
+      }
+    }
+    let size = TAIL_MIN;
+    while (size < TAIL_MAX && size < conn.qBytes + len) size *= 2;
+    if (len > size) {
+      conn.qTail = null;
+      this.#append(conn, bytes.slice());
+      return;
+    }
+    const fresh = framePool.acquire(size);
+    fresh.set(bytes, 0);
+    conn.qTail = fresh;
+    this.#append(conn, fresh.subarray(0, len));
   }
 
   #write(conn: C): void {
@@ -444,6 +497,7 @@ export class Outbox<C extends OutboxConnection> {
         }
         q.shift();
         framePool.release(chunk);
+        if (q.length === 0) conn.qTail = null;
         conn.qHead = 0;
         conn.qBytes -= len;
         written += len;

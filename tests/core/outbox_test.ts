@@ -71,6 +71,7 @@ function fakeConnection(): OutboxConnection & { closeTail: number } {
     q: null,
     qHead: 0,
     qBytes: 0,
+    qTail: null,
     dirty: false,
     blocked: true,
     partial: false,
@@ -127,6 +128,61 @@ Deno.test("outbox: expedite keeps the frame in progress and the close frame, dro
   d.qBytes = 90 + close.length;
   assert.equal(outbox.expedite(d, close.length), 0);
   assert.equal(d.q!.length, 2);
+});
+
+Deno.test("outbox: a waiting connection gathers its copies in a few buffers, in order", () => {
+  const outbox = new Outbox<OutboxConnection>({
+    blocked() {},
+    drained() {},
+    failed() {},
+    wrote() {},
+  });
+  const waiting = fakeConnection(); // blocked: every tick's bytes are copied into its queue
+  const frames: Uint8Array[] = [];
+  for (let tick = 0; tick < 500; tick++) {
+    const payload = new Uint8Array(100).fill(tick & 0xff);
+    outbox.encode(0x2, payload);
+    outbox.pushEncoded(waiting);
+    outbox.releaseEncoded();
+    if (tick % 7 === 3) outbox.pushChunk(waiting, new Uint8Array(70_000).fill(9)); // shared
+    outbox.flush();
+    frames.push(Uint8Array.of(0x82, 100), payload);
+    if (tick % 7 === 3) frames.push(new Uint8Array(70_000).fill(9));
+  }
+  const total = frames.reduce((n, f) => n + f.length, 0);
+  assert.equal(waiting.qBytes, total);
+  const queued = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of waiting.q!) {
+    queued.set(chunk, at);
+    at += chunk.length;
+  }
+  const expected = new Uint8Array(total);
+  at = 0;
+  for (const f of frames) {
+    expected.set(f, at);
+    at += f.length;
+  }
+  assert.deepEqual(queued, expected);
+  // 500 ticks of copies and 72 shared chunks: the copies sit in a couple of buffers between
+  // two shared chunks, not in one buffer per tick.
+  assert.ok(waiting.q!.length < 72 * 3 + 4, `${waiting.q!.length} chunks`);
+  outbox.discard(waiting);
+  assert.equal(waiting.qTail, null);
+
+  // Copies only: 500 ticks of 102 bytes in a handful of buffers (the first of its own size,
+  // then tails doubling from 4 KiB).
+  const plain = fakeConnection();
+  for (let tick = 0; tick < 500; tick++) {
+    outbox.encode(0x2, new Uint8Array(100).fill(tick & 0xff));
+    outbox.pushEncoded(plain);
+    outbox.releaseEncoded();
+    outbox.flush();
+  }
+  assert.equal(plain.qBytes, 500 * 102);
+  assert.ok(plain.q!.length <= 6, `${plain.q!.length} chunks`);
+  assert.equal(plain.q![plain.q!.length - 1].at(-1), 499 & 0xff);
+  outbox.discard(plain);
 });
 
 Deno.test("the answer to a close does not wait behind data the peer does not read", async (t) => {

@@ -51,6 +51,7 @@ Deno.test("outbox: a callback that refills the arena during an early flush gets 
     q: null,
     qHead: 0,
     qBytes: 0,
+    qTail: null,
     dirty: false,
     blocked: false,
     partial: false,
