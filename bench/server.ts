@@ -4,7 +4,7 @@
  *   deno run --allow-ffi --allow-read bench/server.ts --port P --mode echo|broadcast
  *     [--poller epoll|select] [--cert FILE --key FILE] [--deflate[=shared|dedicated]]
  *     [--workers N] [--redis redis://HOST:PORT] [--worker-transport ring|messages]
- *     [--stats-interval MS] [--message-buffers borrowed|owned]
+ *     [--stats-interval MS] [--message-buffers borrowed|owned] [--heap-trim-interval MS]
  *
  * echo: every message is sent back. broadcast: every message from any client goes to all
  * connected clients (the sender included): through the manager's broadcast on one thread;
@@ -21,6 +21,8 @@
  *   --message-buffers B      "borrowed" (default): handlers get views of reused buffers, as
  *                            they only pass each message on at once; "owned": a fresh copy
  *                            per message (the library's default)
+ *   --heap-trim-interval MS  the manager's `heapTrimInterval` (default: the library's, 1000;
+ *                            0 turns trimming off)
  *   --stats-interval MS      every MS ms one line `stats {json}` on stdout with
  *                            Deno.memoryUsage() and connection counters (for the soak); run
  *                            with --v8-flags=--expose-gc it also reports the live heap after a
@@ -66,6 +68,7 @@ const values = parseFlags(args, {
   "worker-transport": "ring",
   "stats-interval": "",
   "message-buffers": "borrowed",
+  "heap-trim-interval": "",
 });
 
 if (values.mode !== "echo" && values.mode !== "broadcast") {
@@ -87,6 +90,13 @@ if (messageBuffers !== "borrowed" && messageBuffers !== "owned") {
   console.error(`unknown --message-buffers ${messageBuffers}: use borrowed or owned`);
   Deno.exit(2);
 }
+const heapTrimInterval = values["heap-trim-interval"] === ""
+  ? undefined
+  : Number(values["heap-trim-interval"]);
+if (heapTrimInterval !== undefined && !(heapTrimInterval >= 0)) {
+  console.error(`--heap-trim-interval ${values["heap-trim-interval"]}: milliseconds`);
+  Deno.exit(2);
+}
 const statsInterval = values["stats-interval"] ? Number(values["stats-interval"]) : 0;
 if (!(statsInterval >= 0)) {
   console.error(`--stats-interval ${values["stats-interval"]}: milliseconds`);
@@ -104,6 +114,7 @@ const options: ServeOptions = {
   idleTimeout: 0,
   handshakeTimeout: 60_000,
   messageBuffers,
+  heapTrimInterval,
   signals: true,
   workers: workers > 0 ? workers : undefined,
   workerBackplane: { transport: values["worker-transport"] as WorkersTransport },

@@ -283,7 +283,11 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     if (!(trimEvery >= 0 && trimEvery < Infinity)) {
       throw new ManagerError("INVALID_OPTION", "heapTrimInterval must be a finite number >= 0");
     }
-    this.#heapTrim = new HeapTrimmer(trimEvery, trimEvery > 0 ? libc().mallocTrim : null);
+    this.#heapTrim = new HeapTrimmer(
+      trimEvery,
+      trimEvery > 0 ? libc().mallocTrim : null,
+      this.stats,
+    );
     this.#timers = new Timers({
       pingInterval: options.pingInterval ?? 30_000,
       idleTimeout: options.idleTimeout ?? 60_000,
@@ -1150,6 +1154,8 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
           if (this.#stopping) break;
           lastYield = now = performance.now();
           spin.parked(now - parkedAt, n);
+          // A wait that ran out with nothing to do: the moment for a costly trim.
+          if (n === 0) this.#heapTrim.maybeRun(Math.floor(now - this.#epoch), now - parkedAt);
         }
         // Never backwards: #now() may have advanced it between ticks.
         this.#clock = Math.max(this.#clock, Math.floor(now - this.#epoch));
@@ -1168,25 +1174,22 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         this.#endTick();
         recordTick(this.stats.ticks, (performance.now() - now) / 1000);
         if (this.#timers.due(this.#clock)) this.#housekeeping();
-        const trim = this.#heapTrim;
-        if (n > 0) trim.touch(this.#clock);
-        if (trim.maybeRun(this.#clock)) {
-          this.stats.heapTrims = trim.trims;
-          this.stats.heapTrimSeconds = trim.trimMs / 1000;
-        }
+        if (n > 0) this.#heapTrim.touch(this.#clock);
+        this.#heapTrim.maybeRun(this.#clock, 0);
       }
     } finally {
       this.#inTick = false;
       this.#teardown();
+      // A trim still running on its worker thread would outlive the manager's stop.
+      await this.#heapTrim.settled();
     }
   }
 
   /** How long the loop may park (ms, -1 for no limit): until a timer or a heap trim is due. */
   #waitTimeout(): number {
     const timeout = this.#timers.waitTimeout(this.#clock, this.#conns.length, this.#targets);
-    const trimAt = this.#heapTrim.deadline();
-    if (trimAt === Infinity) return timeout;
-    const untilTrim = Math.max(1, trimAt - this.#clock);
+    const untilTrim = this.#heapTrim.wakeIn(this.#clock);
+    if (untilTrim === Infinity) return timeout;
     return timeout < 0 ? untilTrim : Math.min(timeout, untilTrim);
   }
 

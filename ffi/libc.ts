@@ -41,11 +41,11 @@ export interface Libc {
    */
   readonly fcntl: (fd: number, cmd: number, arg: number) => number;
   /**
-   * glibc's `malloc_trim(0)`: returns the free pages of every malloc arena to the system
-   * (how many were returned is not reported). Null where it does not exist (musl, macOS,
+   * glibc's `malloc_trim(0)` on a worker thread: returns the free pages of every malloc
+   * arena to the system, settling when done. Null where it does not exist (musl, macOS,
    * FreeBSD, whose allocators give memory back on their own).
    */
-  readonly mallocTrim: (() => void) | null;
+  readonly mallocTrim: (() => Promise<void>) | null;
   /** Constants of this system. */
   readonly c: Constants;
   /** Pointer to this thread's errno. */
@@ -98,11 +98,11 @@ export function bindFcntlShaped(
   return (a, b, arg) => f(a, b, BigInt(arg));
 }
 
-/** `malloc_trim(0)` of the C library at `path`, or null when it has none. */
-function bindMallocTrim(path: string): (() => void) | null {
+/** `malloc_trim(0)` of the C library at `path` (off the thread), or null when it has none. */
+function bindMallocTrim(path: string): (() => Promise<void>) | null {
   try {
     const trim = Deno.dlopen(path, GLIBC_MALLOC_SYMBOLS).symbols.malloc_trim;
-    return () => void trim(0n);
+    return async () => void await trim(0n);
   } catch {
     return null;
   }

@@ -149,8 +149,11 @@ export const LINUX_SYMBOLS = {
  * everything else.
  */
 export const GLIBC_MALLOC_SYMBOLS = {
-  /** Gives the free memory of every malloc arena back to the system (`pad` bytes kept). */
-  malloc_trim: { parameters: ["usize"], result: "i32" },
+  /**
+   * Gives the free memory of every malloc arena back to the system (`pad` bytes kept), on a
+   * worker thread: on a large heap it takes milliseconds the loop must not stall for.
+   */
+  malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Symbols of the BSD family (macOS, FreeBSD). */

@@ -6,39 +6,51 @@ import { ManagerError, WebSocketManager } from "../../mod.ts";
 import { waitFor } from "../fixtures/harness.ts";
 import { serverTest, withServer } from "../fixtures/manager/helpers.ts";
 
-Deno.test("heap trimmer: an interval after work, never while idle, slower when slow", () => {
-  let trims = 0;
-  const t = new HeapTrimmer(1_000, () => void trims++);
+Deno.test("heap trimmer: an interval after work, never while idle, slower when slow", async () => {
+  const stats = { heapTrims: 0, heapTrimSeconds: 0 };
+  let calls = 0;
+  const t = new HeapTrimmer(1_000, () => {
+    calls++;
+    return Promise.resolve();
+  }, stats);
   assert.equal(t.deadline(), Infinity, "nothing to give back before any work");
-  assert.equal(t.maybeRun(5_000), false);
+  assert.equal(t.maybeRun(5_000, 0), false);
   t.touch(100);
   t.touch(600); // more work in the same interval: same deadline
   assert.equal(t.deadline(), 1_100);
-  assert.equal(t.maybeRun(1_099), false);
-  assert.equal(t.maybeRun(1_100), true);
-  assert.equal(trims, 1);
+  assert.equal(t.maybeRun(1_099, 0), false);
+  assert.equal(t.maybeRun(1_100, 0), true);
+  await t.settled();
+  assert.equal(calls, 1);
+  assert.equal(stats.heapTrims, 1);
   assert.equal(t.deadline(), Infinity);
-  // Work right after a trim waits a whole interval from that trim.
+  // Work after a trim: due an interval after that work.
   t.touch(1_200);
   assert.equal(t.deadline(), 2_200);
-  assert.equal(t.trims, 1);
 
-  const off = new HeapTrimmer(0, () => void trims++);
+  const off = new HeapTrimmer(0, () => Promise.resolve(), stats);
   off.touch(0);
   assert.equal(off.deadline(), Infinity, "interval 0: off");
-  const missing = new HeapTrimmer(1_000, null);
+  const missing = new HeapTrimmer(1_000, null, stats);
   missing.touch(0);
   assert.equal(missing.deadline(), Infinity, "no malloc_trim here: off");
 
-  // A trim slower than 5 ms doubles the pause.
-  const slow = new HeapTrimmer(1_000, () => {
-    const end = performance.now() + 8;
-    while (performance.now() < end) { /* a slow trim */ }
-  });
+  // One at a time: a trim still running makes the next one wait; a slow one (> 5 ms)
+  // doubles the pause.
+  const slowStats = { heapTrims: 0, heapTrimSeconds: 0 };
+  const slow = new HeapTrimmer(1_000, () => new Promise((r) => setTimeout(r, 20)), slowStats);
   slow.touch(0);
-  slow.maybeRun(1_000);
+  assert.equal(slow.maybeRun(1_000, 0), true);
   slow.touch(1_000);
-  assert.equal(slow.deadline(), 3_000);
+  assert.equal(slow.maybeRun(5_000, 100), false, "the first one is still running");
+  await slow.settled();
+  assert.ok(slowStats.heapTrimSeconds >= 0.015);
+  assert.equal(slow.wakeIn(2_990), 50, "a parked loop waits at least 50 ms for it");
+  assert.equal(slow.maybeRun(2_999, 10), false, "a costly last trim waits for a quiet loop");
+  assert.equal(slow.maybeRun(2_999, 50), true, "due at 2,000 before the slowness was known");
+  await slow.settled();
+  slow.touch(3_000);
+  assert.equal(slow.deadline(), 3_000 + 4_000, "doubled twice");
 });
 
 Deno.test("heapTrimInterval: a negative or infinite value is refused", () => {
