@@ -79,13 +79,18 @@ function fakeConnection(): OutboxConnection & { closeTail: number } {
   };
 }
 
-Deno.test("outbox: expedite keeps the frame in progress and the close frame, drops the rest", () => {
-  const outbox = new Outbox<OutboxConnection>({
+/** An outbox whose owner ignores its events (the connections here are never written). */
+function quietOutbox(): Outbox<OutboxConnection> {
+  return new Outbox<OutboxConnection>({
     blocked() {},
     drained() {},
     failed() {},
     wrote() {},
   });
+}
+
+Deno.test("outbox: expedite keeps the frame in progress and the close frame, drops the rest", () => {
+  const outbox = quietOutbox();
   const close = Uint8Array.of(0x88, 0x02, 0x03, 0xe8);
   const inProgress = new Uint8Array(100).fill(1);
   const queued = new Uint8Array(1000).fill(2);
@@ -131,12 +136,7 @@ Deno.test("outbox: expedite keeps the frame in progress and the close frame, dro
 });
 
 Deno.test("outbox: a waiting connection gathers its copies in a few buffers, in order", () => {
-  const outbox = new Outbox<OutboxConnection>({
-    blocked() {},
-    drained() {},
-    failed() {},
-    wrote() {},
-  });
+  const outbox = quietOutbox();
   const waiting = fakeConnection(); // blocked: every tick's bytes are copied into its queue
   const frames: Uint8Array[] = [];
   for (let tick = 0; tick < 500; tick++) {
