@@ -192,13 +192,7 @@ export function reportBackplaneError(
 ): void {
   stats.errors++;
   stats.lastError = error.message;
-  const handler = handlers.error;
-  if (handler === undefined) return;
-  try {
-    handler(error);
-  } catch (err) {
-    loop.reportError(err);
-  }
+  callHandler(handlers.error, error, loop);
 }
 
 /**
@@ -230,10 +224,14 @@ export function reportBackplaneGap(
   gap: BackplaneGap,
 ): void {
   stats.gaps++;
-  const handler = handlers.gap;
+  callHandler(handlers.gap, gap, loop);
+}
+
+/** Calls the engine's `handler`, if any, with `value`; what it throws goes to the loop. */
+function callHandler<V>(handler: ((value: V) => void) | undefined, value: V, loop: IoLoop): void {
   if (handler === undefined) return;
   try {
-    handler(gap);
+    handler(value);
   } catch (err) {
     loop.reportError(err);
   }
