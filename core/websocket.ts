@@ -536,7 +536,9 @@ export class WebSocket<T = unknown> extends EventTarget {
     if (local.counts.message > 0) this.dispatchEvent(new MessageEvent("message", { data: out }));
     const queue = local.queue;
     if (queue === null) return;
-    const kept = borrowed && typeof out !== "string" ? out.slice(0) : out;
+    // A borrowed message is copied for the queue, unless the ArrayBuffer view copied it already.
+    const lent = borrowed && (out === data || out === (data as Uint8Array).buffer);
+    const kept = lent ? (out as Uint8Array | ArrayBuffer).slice(0) : out;
     queue.push(kept, typeof kept === "string" ? kept.length : kept.byteLength);
   }
 
