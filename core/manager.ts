@@ -1137,6 +1137,8 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
           lastYield = now = performance.now();
         }
         let n = poller.pollNow(events);
+        // How long the loop just waited with nothing to do: a costly heap trim waits for it.
+        let quietFor = 0;
         if (n === 0 && this.#again.length === 0 && spin.armed) {
           const until = now + SPIN_MS;
           do n = poller.pollNow(events); while (n === 0 && performance.now() < until);
@@ -1154,8 +1156,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
           if (this.#stopping) break;
           lastYield = now = performance.now();
           spin.parked(now - parkedAt, n);
-          // A wait that ran out with nothing to do: the moment for a costly trim.
-          if (n === 0) this.#heapTrim.maybeRun(Math.floor(now - this.#epoch), now - parkedAt);
+          if (n === 0) quietFor = now - parkedAt;
         }
         // Never backwards: #now() may have advanced it between ticks.
         this.#clock = Math.max(this.#clock, Math.floor(now - this.#epoch));
@@ -1175,7 +1176,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         recordTick(this.stats.ticks, (performance.now() - now) / 1000);
         if (this.#timers.due(this.#clock)) this.#housekeeping();
         if (n > 0) this.#heapTrim.touch(this.#clock);
-        this.#heapTrim.maybeRun(this.#clock, 0);
+        this.#heapTrim.maybeRun(this.#clock, quietFor);
       }
     } finally {
       this.#inTick = false;

@@ -436,8 +436,7 @@ export class Outbox<C extends OutboxConnection> {
     const len = end - start;
     const q = conn.q;
     if (q === null) {
-      conn.q = [this.arena.slice(start, end)];
-      conn.qBytes += len;
+      this.#append(conn, this.arena.slice(start, end));
       return;
     }
     const bytes = this.arena.subarray(start, end);
@@ -497,12 +496,12 @@ export class Outbox<C extends OutboxConnection> {
         }
         q.shift();
         framePool.release(chunk);
-        if (q.length === 0) conn.qTail = null;
         conn.qHead = 0;
         conn.qBytes -= len;
         written += len;
       }
       conn.q = null;
+      conn.qTail = null;
       conn.partial = false;
     }
     const start = conn.rs;

@@ -1123,7 +1123,7 @@ export class FrameParser {
       try {
         handler.onMessage(binary.length === length ? binary : binary.subarray(0, length), true);
       } finally {
-        this.#lend.release(binary);
+        this.#free(binary);
       }
     } else if (binary.length === length) {
       handler.onMessage(binary);
