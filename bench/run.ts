@@ -100,6 +100,12 @@ type Mode = "echo" | "broadcast";
 type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" | "i";
 const ALL_SCENARIOS: ScenarioId[] = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
 const BASE_SERVERS = ["ours-epoll", "ours-select", "c", "deno", "node", "bun"];
+/**
+ * Run only when named: ours-epoll with V8's young generation held at its 1 MiB minimum
+ * (`--v8-flags=--max-semi-space-size=1`), the deployment setting README "Memory per connection"
+ * measures.
+ */
+const EXTRA_SERVERS = ["ours-epoll-young1"];
 
 // ------------------------------------------------------------------------------------ options
 
@@ -121,7 +127,8 @@ interface Options {
 function usage(code: number): never {
   console.log(`usage: deno task bench [options]
   --scenarios a,b,...      scenarios to run, a-i (default: all; see the header of bench/run.ts)
-  --servers LIST           ${BASE_SERVERS.join(",")},base-epoll (default: all available)
+  --servers LIST           ${BASE_SERVERS.join(",")},base-epoll (default: all available),
+                           ${EXTRA_SERVERS.join(",")} (only when named)
   --baseline DIR           also run DIR/bench/server.ts (another fdws checkout) as base-epoll
   --rounds N               rounds per scenario (default 3; --quick: 1)
   --duration SEC           measured window (default 5; --quick: 2)
@@ -215,7 +222,7 @@ function parseOptions(args: string[]): Options {
         usage(2);
     }
   }
-  const known = [...BASE_SERVERS, "base-epoll"];
+  const known = [...BASE_SERVERS, ...EXTRA_SERVERS, "base-epoll"];
   for (const s of o.servers) if (!known.includes(s)) usage(2);
   if (o.servers.includes("base-epoll") && !o.baseline) {
     console.error("base-epoll needs --baseline DIR");
@@ -366,6 +373,9 @@ const deno = Deno.execPath();
 const SERVERS: Record<string, ServerDef> = {
   "ours-epoll": oursDef("ours-epoll", "epoll", ROOT),
   "ours-select": oursDef("ours-select", "select", ROOT),
+  "ours-epoll-young1": oursDef("ours-epoll-young1", "epoll", ROOT, undefined, [
+    "--v8-flags=--max-semi-space-size=1",
+  ]),
   c: {
     name: "c",
     ours: false,
@@ -437,6 +447,7 @@ function oursDef(
   poller: "epoll" | "select",
   checkout: string,
   capabilities: Capability[] = ["tls", "deflate", "workers", "redis"],
+  denoFlags: string[] = [],
 ): ServerDef {
   return {
     name,
@@ -450,6 +461,7 @@ function oursDef(
     command: (port, mode, f) => [
       deno,
       "run",
+      ...denoFlags,
       "--allow-ffi",
       "--allow-read",
       "bench/server.ts",
