@@ -101,11 +101,12 @@ type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" | "i";
 const ALL_SCENARIOS: ScenarioId[] = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
 const BASE_SERVERS = ["ours-epoll", "ours-select", "c", "deno", "node", "bun"];
 /**
- * Run only when named: ours-epoll with V8's young generation held at its 1 MiB minimum
- * (`--v8-flags=--max-semi-space-size=1`), the deployment setting README "Memory per connection"
- * measures.
+ * Run only when named, ours-epoll with the V8 settings README "Troubleshooting" suggests for
+ * memory: ours-epoll-young1 holds the young generation at its 1 MiB minimum
+ * (`--v8-flags=--max-semi-space-size=1`); ours-epoll-lean also leaves out the mid-tier
+ * optimizing compiler (`--no-maglev`), whose code pages are most of a broadcast's growth.
  */
-const EXTRA_SERVERS = ["ours-epoll-young1"];
+const EXTRA_SERVERS = ["ours-epoll-young1", "ours-epoll-lean"];
 
 // ------------------------------------------------------------------------------------ options
 
@@ -375,6 +376,9 @@ const SERVERS: Record<string, ServerDef> = {
   "ours-select": oursDef("ours-select", "select", ROOT),
   "ours-epoll-young1": oursDef("ours-epoll-young1", "epoll", ROOT, undefined, [
     "--v8-flags=--max-semi-space-size=1",
+  ]),
+  "ours-epoll-lean": oursDef("ours-epoll-lean", "epoll", ROOT, undefined, [
+    "--v8-flags=--max-semi-space-size=1,--no-maglev",
   ]),
   c: {
     name: "c",
