@@ -103,7 +103,9 @@ export interface ServeOptions<T = unknown> extends ManagerOptions<T>, ClusterOpt
   manager?: WebSocketManager<T>;
   /**
    * On SIGINT/SIGTERM: stop accepting, close every connection with 1001, then run the
-   * given cleanup (awaited) if this is a function, and exit 0. Default false.
+   * given cleanup (awaited) if this is a function, and exit 0. A second signal while the
+   * closing handshakes run terminates the connections still waiting instead of waiting for
+   * the close timeout (5 s); cleanup and exit 0 follow as before. Default false.
    */
   signals?: boolean | ((signal: "SIGINT" | "SIGTERM") => void | Promise<void>);
   /** Shuts the server down (as `shutdown()`) when aborted. */
@@ -350,7 +352,15 @@ export class Server<T = unknown> {
     const signals = options.signals;
     if (signals && (cluster === null || cluster.signals)) {
       const cleanup = typeof signals === "function" ? signals : null;
+      let signalled = false;
       const handler = (signal: "SIGINT" | "SIGTERM"): void => {
+        if (signalled) {
+          // Asked again while the closing handshakes run (a second Ctrl-C, a supervisor
+          // repeating its SIGTERM): stop waiting for them, but still clean up and exit 0.
+          this.#hurry();
+          return;
+        }
+        signalled = true;
         this.shutdown()
           .then(() => cleanup?.(signal))
           .catch((err) => console.error("fdws: the signal cleanup failed:", err))
@@ -524,7 +534,8 @@ export class Server<T = unknown> {
   ): Promise<void> {
     if (this.#shuttingDown !== null) return this.#shuttingDown;
     this.#shuttingDown = (async () => {
-      this.#removeSignals();
+      // The signal listeners stay until the end: a second signal meanwhile must reach
+      // #hurry(), not the default action that would kill the process mid-shutdown.
       if (this.#listener !== null) {
         this.#loop.removeTarget(this.#listener);
         this.#listener.close();
@@ -540,9 +551,15 @@ export class Server<T = unknown> {
       this.manager.stop();
       await this.manager.join();
       this.#tls?.close();
+      this.#removeSignals();
       this.#finished.resolve();
     })();
     return this.#shuttingDown;
+  }
+
+  /** Ends a running shutdown's wait: terminates the connections whose close is pending. */
+  #hurry(): void {
+    for (const ws of this.manager) ws.terminate();
   }
 
   #onAccept(fd: number, host: string, port: number): void {

@@ -1312,3 +1312,41 @@ serverTest("server: SIGTERM with signals: true closes clients with 1001, exit 0"
     await child.stop();
   }
 });
+
+serverTest(
+  "server: a second SIGTERM during the shutdown ends the close wait, exit 0",
+  async (scope) => {
+    const child = new Child(Deno.execPath(), [
+      "run",
+      "--allow-ffi",
+      new URL("../fixtures/server/signal_server.ts", import.meta.url).pathname,
+      scope.kind,
+    ], { stderr: "inherit" });
+    try {
+      const first = await child.stdout.line(10_000, "the port line");
+      const port = (JSON.parse(first) as { port: number }).port;
+      const clients: RawClient[] = [];
+      for (let i = 0; i < 3; i++) {
+        const c = await scope.client(port);
+        await c.upgrade(handshake(), rawFrame({ opcode: 1, payload: `c${i}` }));
+        assert.equal(await c.readText(), `c${i}`);
+        clients.push(c);
+      }
+      const start = performance.now();
+      child.process.kill("SIGTERM");
+      // The clients never answer the close: without the second signal the server would wait
+      // for its close timeout (5 s); before the fix the second signal killed it (no exit 0).
+      for (const c of clients) assert.equal((await c.readClose()).code, 1001);
+      child.process.kill("SIGTERM");
+      for (const c of clients) await c.expectEof();
+      const out = await child.stdout.rest();
+      const status = await child.status;
+      assert.equal(status.signal, null);
+      assert.equal(status.code, 0);
+      assert.ok(performance.now() - start < 4000, "the second signal did not end the wait");
+      assert.deepEqual(out.trim().split("\n"), ["closed 1006", "closed 1006", "closed 1006"]);
+    } finally {
+      await child.stop();
+    }
+  },
+);
