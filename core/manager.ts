@@ -778,7 +778,10 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
         console.error("fdws: the error handler threw:", inner);
       }
     }
-    console.error("fdws: a WebSocket callback threw:", err);
+    // Outside a connection the error is as often the server's own (a descriptor the poller
+    // cannot watch, a failed accept) as a callback's: say which.
+    const what = err instanceof FdwsError ? "fdws: server error:" : "fdws: a callback threw:";
+    console.error(what, err);
   }
 
   #timersChanged(): void {
