@@ -90,7 +90,7 @@ const MAX_BUFFER = 2 ** 32 - 1;
 const MAX_SLICE = 1 << 30;
 
 // The output buffer shared by every decompressor, and its address.
-let shared: Uint8Array = new Uint8Array(0);
+let shared: Uint8Array<ArrayBuffer> = new Uint8Array(0);
 let sharedAddress = 0;
 
 // Room for the window when a stream restarts after a final block (32 KiB at most).
@@ -127,7 +127,7 @@ export class Decompressor {
   #sawEnd = false;
   #boundary = true;
   #empty = true;
-  #own: Uint8Array | null = null;
+  #own: Uint8Array<ArrayBuffer> | null = null;
   #ownAddress = 0;
   #written = 0;
   // Where the last push wrote (shared or own) and how much: the result of "done".
@@ -213,10 +213,7 @@ export class Decompressor {
       this.#empty = true;
       this.#written = 0;
       // Nobody holds the shared buffer between pushes: shrink it if a big message grew it.
-      if (shared.length === 0 || shared.length > RETAINED_OUTPUT) {
-        shared = new Uint8Array(new ArrayBuffer(INITIAL_OUTPUT));
-        sharedAddress = addressOf(shared);
-      }
+      if (shared.length === 0 || shared.length > RETAINED_OUTPUT) replaceShared(INITIAL_OUTPUT);
     }
     if (end > start) this.#empty = false;
     if (fin && this.#empty) {
@@ -313,7 +310,7 @@ export class Decompressor {
   }
 
   /** Doubles the buffer in use (capped at limit + 1), keeping what was written. */
-  #grow(): Uint8Array {
+  #grow(): Uint8Array<ArrayBuffer> {
     const current = this.#own ?? shared;
     const cap = Math.min(this.maxMessageSize + 1, MAX_BUFFER);
     const size = Math.min(Math.max(current.length * 2, INITIAL_OUTPUT), cap);
@@ -327,6 +324,9 @@ export class Decompressor {
       shared = next;
       sharedAddress = addressOf(next);
     }
+    // Nothing else holds the outgrown buffer: free it now rather than at a collection, or
+    // a few bombs inflating at once pile up every doubling step until V8 collects.
+    current.buffer.transfer(0);
     return next;
   }
 
@@ -348,6 +348,9 @@ export class Decompressor {
 
   #abandon(stream: ZStream): void {
     stream.reset();
+    // A message refused as too big (a bomb) grew the buffer to the limit: give it back now.
+    if (this.#own !== null) this.#own.buffer.transfer(0);
+    else if (shared.length > RETAINED_OUTPUT) replaceShared(INITIAL_OUTPUT);
     this.#endMessage();
     this.#output = shared;
     this.#outputLength = 0;
@@ -375,6 +378,14 @@ export class Decompressor {
     this.#stream = null;
     this.#endMessage();
   }
+}
+
+/** Replaces the shared output buffer by a fresh one of `size` bytes, freeing the old one. */
+function replaceShared(size: number): void {
+  const old = shared;
+  shared = new Uint8Array(new ArrayBuffer(size));
+  sharedAddress = addressOf(shared);
+  old.buffer.transfer(0);
 }
 
 function scratch(): Uint8Array {

@@ -300,6 +300,18 @@ Deno.test("decompressor: a 1 GiB decompression bomb is refused within the limit"
 
   const payload = bomb(1024);
   const limit = 16 << 20;
+  await t.step("what a refused bomb grew is freed at once, not at a collection", () => {
+    const d = new Decompressor({ maxMessageSize: limit });
+    assert.equal(feed(d, hex("f2 48 cd c9 c9 07 00"), [7]), "done");
+    const small = d.output; // the shared output buffer, before the bomb grows it
+    assert.equal(feed(d, payload, [payload.length]), "too-big");
+    // Every doubling step detached the buffer it outgrew, and the refusal the last one.
+    assert.equal(small.byteLength, 0);
+    assert.ok(d.output.length <= 1 << 20, `${d.output.length} bytes kept`);
+    assert.equal(feed(d, hex("f2 48 cd c9 c9 07 00"), [7]), "done");
+    assert.equal(decoder.decode(message(d)), "Hello");
+    d.free();
+  });
   for (const fragment of [payload.length, 64 * 1024, 1000]) {
     await t.step(`${payload.length} bytes for 1 GiB, in ${fragment}-byte fragments`, () => {
       const d = new Decompressor({ maxMessageSize: limit });
