@@ -1279,23 +1279,40 @@ serverTest("server: descriptors past FD_SETSIZE get 503 under select, no leak", 
 
 // ---------------------------------------------------------------------------- signals
 
-serverTest("server: SIGTERM with signals: true closes clients with 1001, exit 0", async (scope) => {
+/**
+ * Starts tests/fixtures/server/signal_server.ts (an echo server with `signals: true`) in a
+ * child process and connects three clients that each had one echo.
+ */
+async function signalServerWithClients(scope: Scope): Promise<{
+  child: Child;
+  clients: RawClient[];
+}> {
   const child = new Child(Deno.execPath(), [
     "run",
     "--allow-ffi",
     new URL("../fixtures/server/signal_server.ts", import.meta.url).pathname,
     scope.kind,
   ], { stderr: "inherit" });
+  const clients: RawClient[] = [];
   try {
     const first = await child.stdout.line(10_000, "the port line");
     const port = (JSON.parse(first) as { port: number }).port;
-    const clients: RawClient[] = [];
     for (let i = 0; i < 3; i++) {
       const c = await scope.client(port);
       await c.upgrade(handshake(), rawFrame({ opcode: 1, payload: `c${i}` }));
       assert.equal(await c.readText(), `c${i}`);
       clients.push(c);
     }
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return { child, clients };
+}
+
+serverTest("server: SIGTERM with signals: true closes clients with 1001, exit 0", async (scope) => {
+  const { child, clients } = await signalServerWithClients(scope);
+  try {
     const start = performance.now();
     child.process.kill("SIGTERM");
     await Promise.all(clients.map(async (c) => {
@@ -1316,22 +1333,8 @@ serverTest("server: SIGTERM with signals: true closes clients with 1001, exit 0"
 serverTest(
   "server: a second SIGTERM during the shutdown ends the close wait, exit 0",
   async (scope) => {
-    const child = new Child(Deno.execPath(), [
-      "run",
-      "--allow-ffi",
-      new URL("../fixtures/server/signal_server.ts", import.meta.url).pathname,
-      scope.kind,
-    ], { stderr: "inherit" });
+    const { child, clients } = await signalServerWithClients(scope);
     try {
-      const first = await child.stdout.line(10_000, "the port line");
-      const port = (JSON.parse(first) as { port: number }).port;
-      const clients: RawClient[] = [];
-      for (let i = 0; i < 3; i++) {
-        const c = await scope.client(port);
-        await c.upgrade(handshake(), rawFrame({ opcode: 1, payload: `c${i}` }));
-        assert.equal(await c.readText(), `c${i}`);
-        clients.push(c);
-      }
       const start = performance.now();
       child.process.kill("SIGTERM");
       // The clients never answer the close: without the second signal the server would wait
