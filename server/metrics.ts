@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { BackplaneStats } from "../core/backplane.ts";
 import type { ManagerStats } from "../core/stats.ts";
 import { TICK_BUCKETS } from "../core/stats.ts";
 import type { ClusterStats, NodeStats } from "./cluster/stats.ts";
@@ -32,6 +33,8 @@ export interface MetricsSource {
   droppedAtLimit: number;
   /** Connections whose TLS handshake failed. */
   tlsHandshakeFailures: number;
+  /** The backplane's counters, when the server has one (else its series are left out). */
+  backplane?: BackplaneStats | null;
 }
 
 /**
@@ -119,6 +122,7 @@ function sourceOf(node: NodeStats<ServerStats>): MetricsSource {
     responses: s.responses,
     droppedAtLimit: s.droppedAtLimit,
     tlsHandshakeFailures: s.tlsHandshakeFailures,
+    backplane: node.backplane,
   };
 }
 
@@ -307,6 +311,7 @@ function writeFamilies(out: string[], nodes: Labelled[]): void {
     "Connections closed at accept because the process had no descriptor left.",
     each((s) => s.droppedAtLimit),
   );
+  writeBackplane(out, nodes);
   out.push(
     "# HELP fdws_loop_tick_seconds Duration of the loop's ticks (read, dispatch, write).",
     "# TYPE fdws_loop_tick_seconds histogram",
@@ -324,4 +329,41 @@ function writeFamilies(out: string[], nodes: Labelled[]): void {
     out.push(`fdws_loop_tick_seconds_sum${suffix} ${t.sum}`);
     out.push(`fdws_loop_tick_seconds_count${suffix} ${t.count}`);
   }
+}
+
+/** The backplane's series, for the nodes that have one (none at all when no node has). */
+function writeBackplane(out: string[], nodes: Labelled[]): void {
+  const withBackplane = nodes.flatMap((n) =>
+    n.source.backplane ? [{ labels: n.labels, stats: n.source.backplane }] : []
+  );
+  if (withBackplane.length === 0) return;
+  const each = (get: (s: BackplaneStats) => number): [string, number][] =>
+    withBackplane.map((n) => [n.labels, get(n.stats)]);
+  family(
+    out,
+    "fdws_backplane_up",
+    "gauge",
+    "1 while every connection the backplane needs is up, else 0.",
+    each((s) => s.connected ? 1 : 0),
+  );
+  const counters: [string, string, (s: BackplaneStats) => number][] = [
+    ["published", "Messages handed to the backplane and accepted.", (s) => s.published],
+    ["received", "Messages from other nodes delivered to this one.", (s) => s.received],
+    ["gaps", "Gaps detected in what other nodes published.", (s) => s.gaps],
+    ["missed", "Messages known to be lost (over sequence gaps).", (s) => s.missed],
+    ["duplicates", "Messages received twice and not delivered again.", (s) => s.duplicates],
+    ["dropped", "Messages the backplane could not queue and dropped.", (s) => s.dropped],
+    ["reconnects", "Backplane connections re-established after a loss.", (s) => s.reconnects],
+    ["errors", "Backplane errors (connection failures included).", (s) => s.errors],
+  ];
+  for (const [name, help, get] of counters) {
+    family(out, `fdws_backplane_${name}_total`, "counter", help, each(get));
+  }
+  family(
+    out,
+    "fdws_backplane_buffered_bytes",
+    "gauge",
+    "Bytes of outgoing messages not yet acknowledged by the backplane's transport.",
+    each((s) => s.buffered),
+  );
 }

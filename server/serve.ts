@@ -502,6 +502,7 @@ export class Server<T = unknown> {
       responses: s.responses,
       droppedAtLimit: s.droppedAtLimit,
       tlsHandshakeFailures: s.tlsHandshakeFailures,
+      backplane: this.manager.backplane?.stats ?? null,
     });
   }
 

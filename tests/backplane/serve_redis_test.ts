@@ -48,6 +48,13 @@ async function connected(n: Node): Promise<void> {
   await waitFor(() => n.server.manager.backplane?.stats.connected === true, 5_000, "connected");
 }
 
+/** The value of an unlabelled series in a server's Prometheus text. */
+function metric(n: Node, name: string): number {
+  const line = n.server.metrics().split("\n").find((l) => l.startsWith(`${name} `));
+  assert.ok(line !== undefined, `${name} is missing`);
+  return Number(line.slice(name.length + 1));
+}
+
 async function drain(c: Client, count: number): Promise<string[]> {
   const got: string[] = [];
   for (let i = 0; i < count; i++) got.push(await c.nextText(5_000));
@@ -83,6 +90,8 @@ for (const mode of ["pubsub", "sharded", "streams"] as const) {
       assert.equal(onB.messages.length, N + 1);
       assert.deepEqual(a.gaps, []);
       assert.deepEqual(b.gaps, []);
+      assert.equal(metric(a, "fdws_backplane_published_total"), N);
+      assert.equal(metric(b, "fdws_backplane_received_total"), N);
       await onA.close();
       await onB.close();
     } finally {
@@ -118,9 +127,13 @@ Deno.test("redis pubsub: a restart mid-stream is reported as a gap; local delive
       "outage seen",
     );
     assert.equal(a.server.manager.backplane!.stats.connected, false);
+    assert.equal(metric(a, "fdws_backplane_up"), 0);
     await redis.restart();
     await connected(a);
     await connected(b);
+    assert.equal(metric(a, "fdws_backplane_up"), 1);
+    assert.ok(metric(a, "fdws_backplane_reconnects_total") >= 1);
+    assert.ok(metric(a, "fdws_backplane_errors_total") >= 1);
     await delay(200);
     await onA.send("after");
     // What was held during the outage is sent again after the reconnect (acknowledged
@@ -133,6 +146,7 @@ Deno.test("redis pubsub: a restart mid-stream is reported as a gap; local delive
     if (lost > 0) {
       assert.ok(b.gaps.length > 0, "a loss must be reported as a gap");
       assert.equal(b.server.manager.backplane!.stats.gaps, b.gaps.length);
+      assert.equal(metric(b, "fdws_backplane_gaps_total"), b.gaps.length);
     }
     await onA.close();
     await onB.close();

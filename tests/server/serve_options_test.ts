@@ -198,6 +198,8 @@ serverTest("metrics in the Prometheus text format, on metricsPath", async (polle
     assert.match(text, /\nfdws_http_responses_total\{status="426"\} 1\n/);
     assert.match(text, /\nfdws_loop_tick_seconds_count \d+\n/);
     assert.equal(s.metrics().split("\n")[0], "# HELP fdws_connections Open WebSocket connections.");
+    // No backplane, no backplane series.
+    assert.doesNotMatch(text, /fdws_backplane_/);
   });
 });
 
