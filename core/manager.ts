@@ -148,8 +148,14 @@ type Conn<T> = Connection<WebSocket<T>>;
 const TOKEN_CONN = 0;
 const TOKEN_OTHER = 1;
 const READ_LEN = 256 * 1024;
-/** Busy ticks give the event loop (timers, signals, other I/O) a turn at least this often. */
+/** Busy ticks give the event loop (signals, other I/O) a turn at least this often. */
 const YIELD_MS = 4;
+/**
+ * And a turn on which its timers run at least this often (see MacrotaskQueue.timerTurn): a
+ * loop that never parks would otherwise hold `setTimeout` back for as long as it is busy.
+ * About 2 ms in 100 while saturated; a loop that parks lets timers run anyway.
+ */
+const TIMER_YIELD_MS = 100;
 const READABLE_READY = 1;
 /** Outbox slots: a broadcast's plain and compressed frames, and single sends meanwhile. */
 const SLOT_PLAIN = 0;
@@ -1131,11 +1137,17 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
       : (timeout: number) => poller.wait(events, timeout);
     const spin = new IdleSpin();
     let lastYield = performance.now();
+    let lastTimers = lastYield;
     try {
       while (!this.#stopping) {
         let now = performance.now();
         if (now - lastYield >= YIELD_MS) {
-          await this.#macrotasks.turn();
+          if (now - lastTimers >= TIMER_YIELD_MS) {
+            await this.#macrotasks.timerTurn();
+            lastTimers = performance.now();
+          } else {
+            await this.#macrotasks.turn();
+          }
           if (this.#stopping) break;
           lastYield = now = performance.now();
         }
@@ -1157,7 +1169,8 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
             this.#parked = false;
           }
           if (this.#stopping) break;
-          lastYield = now = performance.now();
+          // Parked, the event loop ran whatever was due, timers included.
+          lastYield = lastTimers = now = performance.now();
           spin.parked(now - parkedAt, n);
           if (n === 0) quietFor = now - parkedAt;
         }
