@@ -411,7 +411,10 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
       this.#x!.pending = null;
       if (!(this.flags & F_CLOSE_WHEN_FLUSHED)) this.parse(kept, 0, kept.length);
       if ((this.state as number) === CLOSED) return false;
-      if (this.host !== host || this.flags & F_READS_HELD) return true;
+      // Moved, held, or some of it kept again (a yield): nothing newer may be parsed first.
+      if (this.host !== host || this.flags & F_READS_HELD || this.#x!.pending !== null) {
+        return true;
+      }
     }
     const buf = host.readBuffer;
     const size = buf.length;
@@ -427,7 +430,7 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
         if (!(this.flags & F_CLOSE_WHEN_FLUSHED)) {
           this.parse(buf, 0, n);
           if ((this.state as number) === CLOSED) return false;
-          if (this.host !== host || this.flags & F_READS_HELD) return true;
+          if (this.host !== host || this.flags & F_READS_HELD || this.#x?.pending) return true;
         }
         if (n < size && !transport.pending) return true;
         continue;
@@ -487,6 +490,11 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
           // Adopted from inside the handler: the new host learns of the bytes only now.
           const next = this.host;
           if (next !== null && next !== host && !(this.flags & F_READS_HELD)) next.readAgain(this);
+          // The parser inflated its budget: the rest waits for the next turn, after the
+          // other connections, instead of holding the loop for the whole message.
+          else if (next === host && parser.yielded && !(this.flags & F_READS_HELD)) {
+            host.readAgain(this);
+          }
         }
         if (own !== null) {
           if (!this.parserPinned && (own.idle || own.finished)) this.parser = null;

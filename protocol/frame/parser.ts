@@ -303,6 +303,19 @@ const TRY_AGAIN_LATER = 1013;
 /** First capacity of a message buffer that grows with the payload. */
 const MIN_GROWTH = 4096;
 
+/**
+ * Compressed payload goes to the inflater at most this many bytes at a time: zlib turns 2 KiB
+ * of a decompression bomb into about 1.3 MiB (10 ms on the benchmark machine), which bounds
+ * what one step can take before the push checks its budget below.
+ */
+const INFLATE_SLICE = 2048;
+/**
+ * Inflated bytes after which a push stops at a slice boundary and leaves the rest of its
+ * input for a later turn of the loop (see {@linkcode FrameParser.yielded}), so that one
+ * connection's compressed message cannot hold the loop for the whole of `maxMessageSize`.
+ */
+export const INFLATE_BUDGET = 512 * 1024;
+
 // Deno's lenient decoder is 3–10x faster than the fatal one; it writes U+FFFD for any invalid
 // input, so text without U+FFFD is valid and only text containing it (rare) is re-decoded
 // strictly. ignoreBOM keeps a leading U+FEFF, which is message content in WebSocket.
@@ -384,8 +397,11 @@ export class FrameParser {
   #finished = false;
   // Set by interrupt(): the push in progress returns after the current dispatch.
   #interrupted = false;
-  // Where the last push stopped consuming (its `end` unless interrupted).
+  // Where the last push stopped consuming (its `end` unless interrupted or yielded).
   #stoppedAt = 0;
+  // The last push stopped because it inflated its budget; bytes inflated so far in it.
+  #yielded = false;
+  #inflatedInPush = 0;
   // Bumped by reset() so that a push whose handler reset the parser stops dispatching.
   #epoch = 0;
   #state = ST_HEADER;
@@ -493,6 +509,8 @@ export class FrameParser {
    */
   push(buf: Uint8Array, start: number, end: number, handler: FrameHandler): boolean {
     this.#stoppedAt = end;
+    this.#yielded = false;
+    this.#inflatedInPush = 0;
     if (this.#finished) return false;
     const epoch = this.#epoch;
     this.#interrupted = false;
@@ -527,7 +545,10 @@ export class FrameParser {
             key = buf[k] | (buf[k + 1] << 8) | (buf[k + 2] << 16) | (buf[k + 3] << 24);
           }
           p += headerLength;
-          if (end - p < length) {
+          // A large compressed frame goes the sliced way even when it arrived whole.
+          const sliced = length > INFLATE_SLICE &&
+            ((b0 & 0x40) !== 0 || ((b0 & 0x0f) === 0 && this.#inflater !== null));
+          if (end - p < length || sliced) {
             this.#b0 = b0;
             this.#mask = key;
             this.#beginPayload(length, handler);
@@ -560,9 +581,16 @@ export class FrameParser {
         }
       }
       if (this.#state === ST_PAYLOAD) {
-        const e = end - p < this.#left ? end : p + this.#left;
+        let e = end - p < this.#left ? end : p + this.#left;
+        const inflating = this.#inflater !== null && (this.#b0 & 0x08) === 0;
+        if (inflating && e - p > INFLATE_SLICE) e = p + INFLATE_SLICE;
         this.#payloadChunk(buf, p, e, handler);
         p = e;
+        if (inflating && this.#inflatedInPush >= INFLATE_BUDGET && p < end && !this.#finished) {
+          if (this.#epoch !== epoch) return true;
+          this.#yielded = true;
+          return this.#stop(p);
+        }
       } else {
         this.#headerByte(buf[p++], handler);
       }
@@ -610,7 +638,8 @@ export class FrameParser {
 
   /**
    * Where the last {@linkcode FrameParser.push} stopped consuming its input: its `end`,
-   * unless a handler called {@linkcode FrameParser.interrupt}.
+   * unless a handler called {@linkcode FrameParser.interrupt} or the push yielded (see
+   * {@linkcode FrameParser.yielded}).
    *
    * @example
    * ```ts
@@ -629,6 +658,15 @@ export class FrameParser {
    */
   get stoppedAt(): number {
     return this.#stoppedAt;
+  }
+
+  /**
+   * True when the last push stopped early because it inflated {@linkcode INFLATE_BUDGET}
+   * bytes of compressed payload: push the rest (from {@linkcode FrameParser.stoppedAt}) in a
+   * later turn of the loop, after other connections had theirs.
+   */
+  get yielded(): boolean {
+    return this.#yielded;
   }
 
   /**
@@ -906,10 +944,12 @@ export class FrameParser {
   /** Feeds compressed payload to the inflater; fails the connection when it refuses. */
   #inflate(buf: Uint8Array, start: number, end: number, handler: FrameHandler): boolean {
     const inflater = this.#inflater!;
+    const before = inflater.size;
     if (start !== end && !inflater.push(buf, start, end)) {
       this.#failInflate(inflater, handler);
       return false;
     }
+    this.#inflatedInPush += inflater.size - before;
     return this.#hold(inflater.size, handler);
   }
 

@@ -262,6 +262,65 @@ serverTest("the frame path: RSV1 rules, fragments, invalid data and a bomb", asy
   });
 });
 
+serverTest(
+  "compressed messages are inflated over several turns: intact, and a bomb does not hold the others",
+  async (poller) => {
+    const events: string[] = [];
+    let big: Uint8Array | null = null;
+    await withServer({
+      poller,
+      perMessageDeflate: true,
+      maxMessageSize: 64 << 20,
+      websocket: {
+        message: (_ws, data) => {
+          if (typeof data === "string") events.push(data);
+          else {
+            big = data as Uint8Array;
+            events.push("big");
+          }
+        },
+        close: (_ws, code) => void events.push(`closed ${code}`),
+      },
+    }, async (s) => {
+      // 24 MiB that deflate shrinks about a hundredfold, sent as two masked fragments with a
+      // ping between them: the inflater gets it 2 KiB at a time, across many turns.
+      const message = new Uint8Array(24 << 20);
+      for (let i = 0; i < message.length; i++) message[i] = (i * 7 + (i >> 12)) & 0xff;
+      const z = compressed(message);
+      const a = await rawDeflate(s.port);
+      const b = await rawDeflate(s.port);
+      const half = z.length >> 1;
+      await a.conn.write(concat(
+        rawFrame({ opcode: 2, payload: z.subarray(0, half), rsv: 4, fin: false }),
+        rawFrame({ opcode: 9, payload: "p" }),
+        rawFrame({ opcode: 0, payload: z.subarray(half) }),
+      ));
+      await b.conn.write(rawFrame({ opcode: 1, payload: compressed("small"), rsv: 4 }));
+      await waitFor(() => events.length === 2, 20_000, "both messages");
+      assert.deepEqual(events.toSorted(), ["big", "small"]);
+      assert.equal(big!.length, message.length);
+      assert.ok(big!.every((v, i) => v === message[i]), "the big message arrived intact");
+
+      // A bomb (64 MiB of zeros inflated before the 1009, about 0.6 s of zlib here) does not
+      // hold the others: a message sent 50 ms into it is delivered before the refusal. The
+      // client runs on the server's thread, so this also needs the busy loop to let a timer
+      // (the delay) fire: it used to starve them for as long as it stayed busy.
+      events.length = 0;
+      const bomb = await rawDeflate(s.port);
+      await bomb.conn.write(
+        rawFrame({ opcode: 2, payload: compressed(new Uint8Array(80 << 20)), rsv: 4 }),
+      );
+      await delay(50);
+      await b.conn.write(rawFrame({ opcode: 1, payload: compressed("small again"), rsv: 4 }));
+      assert.equal(closeCode(await bomb.read()), 1009);
+      await waitFor(() => events.length === 2, 5_000, "both events");
+      // (1006 on this side: the raw client never answers the server's 1009 close.)
+      assert.deepEqual(events, ["small again", "closed 1006"]);
+      for (const c of [a, b, bomb]) c.conn.close();
+    });
+  },
+);
+
 Deno.test("compressed messages in progress count against maxIncompleteMessageBytes", async () => {
   const sizes: number[] = [];
   await withServer({
