@@ -487,14 +487,13 @@ export class Connection<U extends ConnectionUser = ConnectionUser>
         // rest belongs to whoever reads it next.
         if (at < end) {
           this.keepPending(buf, at, end);
-          // Adopted from inside the handler: the new host learns of the bytes only now.
+          // Adopted from inside the handler: the new host learns of the bytes only now. Or
+          // the parser inflated its budget: the rest waits for the next turn, after the other
+          // connections, instead of holding the loop for the whole message.
           const next = this.host;
-          if (next !== null && next !== host && !(this.flags & F_READS_HELD)) next.readAgain(this);
-          // The parser inflated its budget: the rest waits for the next turn, after the
-          // other connections, instead of holding the loop for the whole message.
-          else if (next === host && parser.yielded && !(this.flags & F_READS_HELD)) {
-            host.readAgain(this);
-          }
+          if (
+            next !== null && !(this.flags & F_READS_HELD) && (next !== host || parser.yielded)
+          ) next.readAgain(this);
         }
         if (own !== null) {
           if (!this.parserPinned && (own.idle || own.finished)) this.parser = null;

@@ -289,11 +289,7 @@ export class WebSocketManager<T = unknown> implements WebSocketHost<T> {
     if (!(trimEvery >= 0 && trimEvery < Infinity)) {
       throw new ManagerError("INVALID_OPTION", "heapTrimInterval must be a finite number >= 0");
     }
-    this.#heapTrim = new HeapTrimmer(
-      trimEvery,
-      trimEvery > 0 ? libc().mallocTrim : null,
-      this.stats,
-    );
+    this.#heapTrim = new HeapTrimmer(trimEvery, libc().mallocTrim, this.stats);
     this.#timers = new Timers({
       pingInterval: options.pingInterval ?? 30_000,
       idleTimeout: options.idleTimeout ?? 60_000,
