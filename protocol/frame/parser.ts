@@ -516,6 +516,12 @@ export class FrameParser {
     this.#interrupted = false;
     let p = start;
     while (p < end) {
+      // Inflated its budget (in payload slices or in whole small frames): the rest of the
+      // input waits for a later turn of the loop.
+      if (this.#inflatedInPush >= INFLATE_BUDGET) {
+        this.#yielded = true;
+        return this.#stop(p);
+      }
       if (this.#state === ST_HEADER && end - p >= 2) {
         const b0 = buf[p];
         const b1 = buf[p + 1];
@@ -586,11 +592,6 @@ export class FrameParser {
         if (inflating && e - p > INFLATE_SLICE) e = p + INFLATE_SLICE;
         this.#payloadChunk(buf, p, e, handler);
         p = e;
-        if (inflating && this.#inflatedInPush >= INFLATE_BUDGET && p < end && !this.#finished) {
-          if (this.#epoch !== epoch) return true;
-          this.#yielded = true;
-          return this.#stop(p);
-        }
       } else {
         this.#headerByte(buf[p++], handler);
       }
