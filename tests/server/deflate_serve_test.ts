@@ -316,7 +316,18 @@ serverTest(
       await waitFor(() => events.length === 2, 5_000, "both events");
       // (1006 on this side: the raw client never answers the server's 1009 close.)
       assert.deepEqual(events, ["small again", "closed 1006"]);
-      for (const c of [a, b, bomb]) c.conn.close();
+
+      // Nor do many small compressed frames that arrive whole in one read: 40 messages of
+      // 1 MiB of zeros, about 1 KiB each on the wire, count against the same budget.
+      events.length = 0;
+      const many = await rawDeflate(s.port);
+      const one = rawFrame({ opcode: 2, payload: compressed(new Uint8Array(1 << 20)), rsv: 4 });
+      await many.conn.write(concat(...Array.from({ length: 40 }, () => one)));
+      await delay(50);
+      await b.conn.write(rawFrame({ opcode: 1, payload: compressed("small last"), rsv: 4 }));
+      await waitFor(() => events.length === 41, 10_000, "all 41 messages");
+      assert.ok(events.indexOf("small last") < 40, `delivered at ${events.indexOf("small last")}`);
+      for (const c of [a, b, bomb, many]) c.conn.close();
     });
   },
 );
